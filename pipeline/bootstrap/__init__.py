@@ -1,0 +1,5 @@
+"""Bootstrap: install the task-time index templates, service users and Kibana saved objects.
+
+Run ``python -m pipeline.bootstrap --help``. Everything installed is read from the
+repository's ``elasticsearch/`` and ``kibana/`` folders.
+"""

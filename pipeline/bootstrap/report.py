@@ -1,0 +1,63 @@
+"""Errors with their exit codes, and the one-line progress the bootstrap prints."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import TextIO
+
+
+class BootstrapError(Exception):
+    """A failure reported as one line; ``exit_code`` tells which kind."""
+
+    exit_code = 1
+
+
+class Rejected(BootstrapError):
+    """Elasticsearch or Kibana refused something bootstrap sent."""
+
+    exit_code = 1
+
+
+class UsageError(BootstrapError):
+    """Bad options, environment or asset files."""
+
+    exit_code = 2
+
+
+class Unreachable(BootstrapError):
+    """A service could not be reached, or was not ready before the timeout."""
+
+    exit_code = 3
+
+
+class AccessDenied(BootstrapError):
+    """Wrong credentials (401) or missing privileges (403)."""
+
+    exit_code = 4
+
+
+class Reporter:
+    """Prints ``<service>: <what>: <outcome>`` lines and counts the outcomes."""
+
+    def __init__(self, out: TextIO | None = None, dry_run: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.dry_run = dry_run
+        self.outcomes: Counter[str] = Counter()
+
+    def say(self, service: str, message: str) -> None:
+        print(f"{service}: {message}", file=self.out, flush=True)
+
+    def outcome(self, service: str, what: str, outcome: str, detail: str = "") -> None:
+        """Record ``outcome`` (created, updated, unchanged, skipped, …) for ``what``."""
+        self.outcomes[outcome] += 1
+        if self.dry_run and outcome in ("created", "updated"):
+            outcome = f"would be {outcome}"
+        self.say(service, f"{what}: {outcome}{f' ({detail})' if detail else ''}")
+
+    def summary(self) -> str:
+        changed = self.outcomes["created"] + self.outcomes["updated"]
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.outcomes.items()))
+        if self.dry_run:
+            return f"dry run: {changed} change(s) would be made ({counts})"
+        return f"done: {counts}" if changed else f"done: nothing changed ({counts})"

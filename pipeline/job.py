@@ -1,0 +1,55 @@
+"""``TimedJob``: an RQ job that writes one task-time line per execution, whatever its outcome.
+
+Use it with ``rq worker --job-class pipeline.job.TimedJob`` (or ``RQ_JOB_CLASS``). Pair it
+with ``-w pipeline.worker.TimedWorker`` so that a work horse killed by SIGKILL or the OOM
+killer still gets its line, written by the worker that lost it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+
+from .line import FAILED, FINISHED, TIMEOUT
+from .tasklog import write_task_line
+
+
+def write_execution_line(job: Job, task_time: float, status: str, worker: str | None = None) -> None:
+    """Write the line for one execution of ``job`` that took ``task_time`` seconds and ended with ``status``.
+
+    Wait-time runs from ``enqueued_at`` to ``started_at`` (both set by RQ, in UTC; now if
+    the job has no start yet); it is left out for a job that was never enqueued. ``worker``
+    defaults to the worker that prepared the job (unknown in the parent of a work horse).
+    """
+    enqueued_at = job.enqueued_at
+    started_at = job.started_at or datetime.now(timezone.utc)
+    wait_time = (started_at - enqueued_at).total_seconds() if enqueued_at is not None else None
+    write_task_line(job.func_name, task_time, job.origin, status, wait_time, job.id, worker or job.worker_name)
+
+
+class TimedJob(Job):
+    """An ``rq.job.Job`` that times ``perform()`` with a monotonic clock and logs the result.
+
+    The line is written in a ``finally`` block, so a task that raises or hits its job
+    timeout is logged too (Status ``failed`` or ``timeout``); the result or exception
+    then continues exactly as RQ would handle it with the plain ``Job``.
+    """
+
+    def perform(self) -> Any:
+        """Run the task like ``Job.perform`` and write its task-time line."""
+        started = time.perf_counter()
+        status = FINISHED
+        try:
+            return super().perform()
+        except JobTimeoutException:
+            status = TIMEOUT
+            raise
+        except BaseException:
+            status = FAILED
+            raise
+        finally:
+            write_execution_line(self, time.perf_counter() - started, status)

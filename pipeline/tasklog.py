@@ -1,0 +1,235 @@
+"""Where task-time lines go: the ``pipeline.task_time`` logger and its file handler.
+
+An application that configures handlers on that logger before the first job keeps them;
+otherwise the first line installs ``TaskLogHandler`` on the file named by ``TASK_TIME_LOG``.
+Lines never propagate to the root logger from the default setup, so they do not also end
+up in the worker's console output.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .line import LineClock, format_fields, timezone_from_env
+
+LOGGER_NAME = "pipeline.task_time"
+PATH_ENV = "TASK_TIME_LOG"
+# The path the compose stack mounts its shared log volume at (worker writes, Logstash reads).
+DEFAULT_PATH = "/var/log/rq-task-time/task-time.log"
+
+
+class TaskLogError(Exception):
+    """The task-time log cannot be opened or written."""
+
+
+def log_path_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The log file path: ``TASK_TIME_LOG`` or the compose volume's default."""
+    return (environ if environ is not None else os.environ).get(PATH_ENV, "").strip() or DEFAULT_PATH
+
+
+class TaskLineFormatter(logging.Formatter):
+    """Renders a record as ``Time: <asctime> <message>``, the asctime in a fixed zone (UTC by default)."""
+
+    def __init__(self, tz: Any = None) -> None:
+        super().__init__("Time: %(asctime)s %(message)s")
+        self.clock = LineClock(tz) if tz is not None else LineClock()
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return self.clock.format(record.created)
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if "\n" in message or "\r" in message:
+            # Only foreign records can carry these; task lines encode names already.
+            message = message.replace("\r", "\\r").replace("\n", "\\n")
+        return f"Time: {self.clock.format(record.created)} {message}"
+
+
+class TaskLogHandler(logging.Handler):
+    """Appends every record to a file with one unbuffered ``write``.
+
+    The file is opened with ``O_APPEND``, so the worker and all its work horses can share
+    it and a line is on disk (in the page cache) the moment it is logged: a SIGKILL right
+    after loses nothing. Before each write the path is checked with ``stat``; when the
+    file was moved or deleted (log rotation) it is reopened.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.path = os.fspath(path)
+        self._fd = -1
+        self._identity: tuple[int, int] | None = None
+        self._reported: set[str] = set()
+
+    def open(self) -> None:
+        """Open (or reopen) the file, creating it and its folder if needed; raise ``TaskLogError``."""
+        try:
+            folder = os.path.dirname(self.path)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise TaskLogError(
+                f"cannot open the task-time log {self.path}: {exc.strerror or exc} (set {PATH_ENV} to a writable file)"
+            ) from None
+        stat = os.fstat(fd)
+        old, self._fd, self._identity = self._fd, fd, (stat.st_dev, stat.st_ino)
+        if old >= 0:
+            os.close(old)
+
+    def _current_fd(self) -> int:
+        if self._fd >= 0:
+            try:
+                stat = os.stat(self.path)
+                if (stat.st_dev, stat.st_ino) == self._identity:
+                    return self._fd
+            except FileNotFoundError:
+                pass
+        self.open()
+        return self._fd
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.write_line(self.format(record))
+
+    def write_line(self, text: str) -> None:
+        """Append ``text`` and a newline in one ``write``; report (never raise) a failure."""
+        data = (text + "\n").encode("utf-8", "backslashreplace")
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                fd = self._current_fd()
+                while data:
+                    data = data[os.write(fd, data) :]
+            except (OSError, TaskLogError) as exc:
+                self._report(exc)
+
+    def _report(self, exc: Exception) -> None:
+        # One line on stderr per distinct problem: the task itself must not fail because
+        # its timing could not be written, and a traceback per job would drown the worker log.
+        message = str(exc) if isinstance(exc, TaskLogError) else f"cannot write to {self.path}: {exc}"
+        if message not in self._reported:
+            self._reported.add(message)
+            sys.stderr.write(f"{LOGGER_NAME}: {message}\n")
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+        finally:
+            self.release()
+        super().close()
+
+
+_default_handler: TaskLogHandler | None = None
+
+
+def get_task_logger() -> logging.Logger:
+    """The logger task lines go to, given the default file handler if it has no handler yet."""
+    global _default_handler
+    logger = logging.getLogger(LOGGER_NAME)
+    if not logger.handlers:
+        handler = TaskLogHandler(log_path_from_env())
+        handler.setFormatter(TaskLineFormatter(timezone_from_env()))
+        logger.addHandler(handler)
+        logger.propagate = False
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+        _default_handler = handler
+    return logger
+
+
+def open_task_log() -> logging.Logger:
+    """Set up the task logger now and open its files, raising ``TaskLogError`` if one cannot be."""
+    logger = get_task_logger()
+    for handler in logger.handlers:
+        if isinstance(handler, TaskLogHandler):
+            handler.open()
+    return logger
+
+
+# A page shared with forked work horses: a horse sets byte 0 once it has written its
+# line, so its parent knows whether a horse that died still owes one.
+_line_marker: mmap.mmap | None = None
+
+
+def share_line_marker() -> mmap.mmap:
+    """The marker page, created on first use; create it before forking so horses share it."""
+    global _line_marker
+    if _line_marker is None:
+        _line_marker = mmap.mmap(-1, mmap.PAGESIZE)
+    return _line_marker
+
+
+_logger: logging.Logger | None = None
+_setup_error: str | None = None
+
+
+def _direct_handler(logger: logging.Logger) -> TaskLogHandler | None:
+    """The default handler when it is still the logger's only destination, untouched."""
+    handler = _default_handler
+    handlers = logger.handlers
+    if (
+        handler is not None
+        and len(handlers) == 1
+        and handlers[0] is handler
+        and not logger.filters
+        and not handler.filters
+        and handler.level <= logging.INFO
+        and isinstance(handler.formatter, TaskLineFormatter)
+    ):
+        return handler
+    return None
+
+
+def write_task_line(
+    task_name: str | None,
+    task_time: float,
+    queue: str | None = None,
+    status: str | None = None,
+    wait_time: float | None = None,
+    job_id: str | None = None,
+    worker: str | None = None,
+) -> None:
+    """Log the line for one execution (see ``pipeline.line.format_fields`` for the fields).
+
+    Records handed to application handlers carry the values as attributes too
+    (``record.task_name``, ``record.task_time``, …), for formatters of their own.
+    """
+    global _logger, _setup_error
+    logger = _logger
+    if logger is None:
+        if _setup_error is not None:
+            return
+        try:
+            logger = _logger = get_task_logger()
+        except ValueError as exc:  # a bad TASK_TIME_TZ: say so once, never fail the task
+            _setup_error = str(exc)
+            sys.stderr.write(f"{LOGGER_NAME}: {exc}; no task-time lines are written\n")
+            return
+    if logger.isEnabledFor(logging.INFO):
+        fields = format_fields(task_name, task_time, queue, status, wait_time, job_id, worker)
+        handler = _direct_handler(logger)
+        if handler is not None:
+            # The same line the record path below gives, without building a LogRecord:
+            # this runs once per job, and logging's machinery costs more than the write.
+            handler.write_line(f"Time: {handler.formatter.clock.format(time.time())} {fields}")  # type: ignore[union-attr]
+        else:
+            extra = {
+                "task_name": task_name,
+                "task_time": task_time,
+                "queue": queue,
+                "status": status,
+                "wait_time": wait_time,
+                "job_id": job_id,
+                "worker": worker,
+            }
+            logger.handle(logger.makeRecord(LOGGER_NAME, logging.INFO, __file__, 0, fields, None, None, extra=extra))
+    if _line_marker is not None:
+        _line_marker[0] = 1

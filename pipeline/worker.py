@@ -1,0 +1,76 @@
+"""``TimedWorker``: RQ's forking worker that writes the line a killed work horse could not.
+
+A horse killed by SIGKILL, the OOM killer, ``rq``'s stop-job command or a cold shutdown
+never reaches the ``finally`` block of ``TimedJob.perform``. The worker process that
+forked it knows when it started and sees it die, so it writes ``Status: killed`` for it,
+with the time elapsed since the fork. A page of memory shared with the horse tells the
+worker whether the horse got its own line out first, so no execution is logged twice.
+
+Start it with ``rq worker -w pipeline.worker.TimedWorker --job-class pipeline.job.TimedJob``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from rq.job import Job
+from rq.worker import Worker
+
+from .job import TimedJob, write_execution_line
+from .line import KILLED, timezone_from_env
+from .tasklog import TaskLogError, open_task_log, share_line_marker
+
+
+class ConfigurationError(SystemExit):
+    """The worker cannot write task lines as configured.
+
+    A ``SystemExit`` on purpose: ``rq worker`` turns any ``Exception`` raised while it sets
+    up a worker into a logged traceback, where a one-line reason and a non-zero exit
+    status are what an operator needs.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"rq-task-time: {message}")
+
+
+class TimedWorker(Worker):
+    """A forking ``Worker`` for ``TimedJob`` that also logs work horses that were killed.
+
+    Besides the killed-horse lines it checks at start-up that the job class is a
+    ``TimedJob`` and that the task-time log can be opened, and opens it once so every
+    horse inherits the open file instead of opening it again.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        job_class = self.job_class
+        if not (isinstance(job_class, type) and issubclass(job_class, TimedJob)):
+            name = f"{job_class.__module__}.{job_class.__qualname__}" if isinstance(job_class, type) else job_class
+            hint = " (pass --job-class pipeline.job.TimedJob)" if job_class is Job else ""
+            raise ConfigurationError(f"TimedWorker needs a TimedJob job class, got {name}{hint}")
+        try:
+            timezone_from_env()
+            open_task_log()
+        except (TaskLogError, ValueError) as exc:
+            raise ConfigurationError(str(exc)) from None
+        self._line_marker = share_line_marker()
+        self._horse_job: Job | None = None
+        self._horse_started = 0.0
+
+    def fork_work_horse(self, job: Job, queue: Any) -> None:
+        """Fork the horse as ``Worker`` does, remembering the job and when it started."""
+        self._line_marker[0] = 0
+        self._horse_job = job
+        self._horse_started = time.perf_counter()
+        super().fork_work_horse(job, queue)
+
+    def wait_for_horse(self) -> tuple[int | None, int | None, Any]:
+        """Wait for the horse as ``Worker`` does; if it died without its line, write it."""
+        pid, status, rusage = super().wait_for_horse()
+        if pid:
+            job, self._horse_job = self._horse_job, None
+            if job is not None and status != os.EX_OK and not self._line_marker[0]:
+                write_execution_line(job, time.perf_counter() - self._horse_started, KILLED, self.name)
+        return pid, status, rusage

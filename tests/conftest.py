@@ -1,0 +1,88 @@
+"""Shared fixtures: a real redis-server and a real Elasticsearch for the session, cleaned per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from elasticsearch import Elasticsearch
+from redis import Redis
+
+from tests.support.es_cluster import ElasticsearchCluster
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer) -> Iterator[Redis]:
+    connection = redis_server.connection()
+    connection.flushall()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def redis_url(redis: Redis, redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+class ElasticsearchTarget:
+    """The cluster the tests use: one they started (``cluster`` set) or ``ES_URL``'s."""
+
+    def __init__(self, url: str, username: str, password: str, cluster: ElasticsearchCluster | None) -> None:
+        self.url, self.username, self.password, self.cluster = url, username, password, cluster
+
+    def client(self) -> Elasticsearch:
+        return Elasticsearch(self.url, basic_auth=(self.username, self.password), request_timeout=60)
+
+    def bootstrap_env(self, **extra: str) -> dict[str, str]:
+        """Environment for running ``python -m pipeline.bootstrap`` as a subprocess against this cluster."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "KIBANA_", "LOGSTASH_", "BOOTSTRAP_"))}
+        env.update({"ES_URL": self.url, "ES_USERNAME": self.username, "ES_PASSWORD": self.password, **extra})
+        return env
+
+
+@pytest.fixture(scope="session")
+def elasticsearch() -> Iterator[ElasticsearchTarget]:
+    """``ES_URL`` (with ``ES_USERNAME``/``ES_PASSWORD``) when set, else a cluster from the integ-test zip.
+
+    Never skips: a cluster that cannot be had fails the tests that need it.
+    """
+    if url := os.environ.get("ES_URL"):
+        yield ElasticsearchTarget(
+            url, os.environ.get("ES_USERNAME", "elastic"), os.environ.get("ES_PASSWORD", ""), cluster=None
+        )
+        return
+    cluster = ElasticsearchCluster()
+    try:
+        yield ElasticsearchTarget(cluster.url, cluster.username, cluster.password, cluster)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def es(elasticsearch: ElasticsearchTarget) -> Iterator[ElasticsearchTarget]:
+    """The cluster with nothing of ours on it: no task-time indices, templates or policy."""
+    client = elasticsearch.client()
+
+    def clean() -> None:
+        # Wildcard deletes are refused by default (action.destructive_requires_name): name them.
+        names = list(client.indices.get(index="task-time-*", expand_wildcards="all"))
+        if names:
+            client.indices.delete(index=",".join(names))
+        client.options(ignore_status=404).indices.delete_index_template(name="task-time")
+        for name in ("task-time-mappings", "task-time-retention"):
+            client.options(ignore_status=404).cluster.delete_component_template(name=name)
+        client.options(ignore_status=(400, 404)).perform_request("DELETE", "/_ilm/policy/task-time")
+
+    clean()
+    yield elasticsearch
+    clean()
+    client.close()

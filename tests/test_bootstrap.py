@@ -1,0 +1,344 @@
+"""``python -m pipeline.bootstrap`` against a real Elasticsearch (the integ-test zip, or ES_URL)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from elasticsearch import AuthenticationException, AuthorizationException, Elasticsearch, NotFoundError
+
+from pipeline.bootstrap.assets import digest
+from tests.conftest import ElasticsearchTarget
+from tests.support import kibana_objects, logstash
+from tests.support.redis_server import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests" / "golden"
+WRITER_ROLE = json.loads((REPO / "elasticsearch" / "roles" / "task_time_logstash_writer.json").read_text())
+
+
+def bootstrap(target: ElasticsearchTarget, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.bootstrap", *args],
+        env=target.bootstrap_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+def has_ilm(client: Elasticsearch) -> bool:
+    return client.options(ignore_status=(400, 404, 405)).perform_request("GET", "/_ilm/status").meta.status == 200
+
+
+def component(client: Elasticsearch, name: str) -> dict:
+    return client.cluster.get_component_template(name=name)["component_templates"][0]["component_template"]
+
+
+def index_documents(client: Elasticsearch, documents: list[tuple[str, dict]]) -> None:
+    operations = []
+    for index, document in documents:
+        operations += [{"create": {"_index": index}}, document]
+    response = client.bulk(operations=operations, refresh="wait_for")
+    assert not response["errors"], [i for i in response["items"] if i["create"].get("error")][:3]
+
+
+def golden_documents() -> list[tuple[str, dict]]:
+    expected = json.loads((GOLDEN / "task-time.expected.json").read_text(encoding="utf-8"))
+    return [(item["index"], item["document"]) for item in expected]
+
+
+def test_fresh_cluster_is_set_up_and_a_second_run_changes_nothing(es: ElasticsearchTarget) -> None:
+    first = bootstrap(es, "--skip-kibana")
+    assert first.returncode == 0, first.stderr
+    assert "component template task-time-mappings: created (v1)" in first.stdout
+    assert "index template task-time: created (v1)" in first.stdout
+    client = es.client()
+    template = client.indices.get_index_template(name="task-time")["index_templates"][0]["index_template"]
+    source = json.loads((REPO / "elasticsearch" / "index-templates" / "task-time.json").read_text())
+    assert template["index_patterns"] == source["index_patterns"]
+    assert template["_meta"]["digest"] == digest(source)
+    assert component(client, "task-time-mappings")["version"] == 1
+
+    second = bootstrap(es, "--skip-kibana")
+    assert second.returncode == 0, second.stderr
+    assert "bootstrap: done: nothing changed" in second.stdout
+    assert " created" not in second.stdout and " updated" not in second.stdout
+
+
+def test_dry_run_reports_and_changes_nothing(es: ElasticsearchTarget) -> None:
+    done = bootstrap(es, "--skip-kibana", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "index template task-time: would be created (v1)" in done.stdout
+    assert "dry run: 2 change(s) would be made" in done.stdout
+    with pytest.raises(NotFoundError):
+        es.client().indices.get_index_template(name="task-time")
+
+
+def test_an_older_template_version_is_upgraded_and_a_newer_one_left_alone(es: ElasticsearchTarget) -> None:
+    client = es.client()
+    old = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())
+    old["version"] = 0
+    del old["template"]["mappings"]["properties"]["wait_time"]
+    client.cluster.put_component_template(name="task-time-mappings", template=old["template"], version=0)
+    upgraded = bootstrap(es, "--skip-kibana")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "component template task-time-mappings: updated (v0 -> v1)" in upgraded.stdout
+    installed = component(client, "task-time-mappings")
+    assert installed["version"] == 1
+    assert installed["template"]["mappings"]["properties"]["wait_time"] == {"type": "double"}
+
+    client.cluster.put_component_template(name="task-time-mappings", template=old["template"], version=7)
+    newer = bootstrap(es, "--skip-kibana")
+    assert newer.returncode == 0, newer.stderr
+    assert "task-time-mappings: skipped (installed v7 is newer than this bootstrap's v1)" in newer.stdout
+    assert component(client, "task-time-mappings")["version"] == 7
+
+
+def test_retention_is_installed_with_ilm_and_reported_without(es: ElasticsearchTarget) -> None:
+    client = es.client()
+    done = bootstrap(es, "--skip-kibana")
+    assert done.returncode == 0, done.stderr
+    if has_ilm(client):
+        assert "ILM policy task-time: created" in done.stdout
+        assert component(client, "task-time-retention")["template"]["settings"]["index"]["lifecycle"]["name"] == (
+            "task-time"
+        )
+        client.indices.create(index="task-time-2026.01.01")
+        settings = client.indices.get_settings(index="task-time-2026.01.01")["task-time-2026.01.01"]["settings"]
+        assert settings["index"]["lifecycle"]["name"] == "task-time"
+    else:
+        assert "retention: this cluster has no index lifecycle management (ILM)" in done.stdout
+        assert "ILM policy task-time: skipped (needs ILM)" in done.stdout
+        assert "component template task-time-retention: skipped (needs ILM)" in done.stdout
+        # The index template still applies: it was told the retention part may be missing.
+        client.indices.create(index="task-time-2026.01.01")
+        mapping = client.indices.get_mapping(index="task-time-2026.01.01")["task-time-2026.01.01"]["mappings"]
+        assert mapping["properties"]["task_time"] == {"type": "double"}
+
+
+def test_documents_shaped_like_parsed_lines_get_the_intended_types(es: ElasticsearchTarget) -> None:
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    client = es.client()
+    index_documents(client, golden_documents())
+    mappings = client.indices.get_mapping(index="task-time-*")
+    parsed = mappings["task-time-2026.11.21"]["mappings"]["properties"]
+    assert parsed["task_name"]["type"] == "keyword"
+    assert parsed["task_time"]["type"] == "double"
+    assert parsed["wait_time"]["type"] == "double"
+    assert parsed["@timestamp"]["type"] == "date"
+    for keyword in ("queue", "status", "job_id", "worker", "tags"):
+        assert parsed[keyword]["type"] == "keyword"
+    assert parsed["message"]["type"] == "text"
+    assert parsed["host"]["properties"]["name"]["type"] == "keyword"
+    assert parsed["log"]["properties"]["file"]["properties"]["path"]["type"] == "keyword"
+    unparsed = [name for name in mappings if name.startswith("task-time-unparsed-")]
+    assert unparsed and mappings[unparsed[0]]["mappings"]["properties"]["tags"]["type"] == "keyword"
+    # Numbers come back as numbers: a range query on seconds works.
+    hits = client.search(index="task-time-2*", query={"range": {"task_time": {"gte": 60}}})["hits"]["hits"]
+    assert sorted(hit["_source"]["task_time"] for hit in hits) == [61.0, 12345.678901]
+
+
+def test_slowest_tasks_search_from_the_ndjson_returns_descending_task_time(es: ElasticsearchTarget) -> None:
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    client = es.client()
+    index_documents(client, golden_documents())
+    saved = kibana_objects.objects()[("search", "task-time-slowest")]
+    data_view = kibana_objects.objects()[("index-pattern", "task-time")]["attributes"]["title"]
+    hits = client.search(index=data_view, **kibana_objects.search_request(saved))["hits"]["hits"]
+    times = [hit["_source"]["task_time"] for hit in hits]
+    parsed = [doc for index, doc in golden_documents() if "task_time_unparsed" not in doc.get("tags", [])]
+    assert times == sorted((doc["task_time"] for doc in parsed), reverse=True)
+    assert hits[0]["_source"]["task_name"] == "jobs.report"
+    assert all("task_time_unparsed" not in hit["_source"].get("tags", []) for hit in hits)
+
+    problems = kibana_objects.objects()[("search", "task-time-problems")]
+    statuses = {
+        hit["_source"]["status"]
+        for hit in client.search(index=data_view, **kibana_objects.search_request(problems))["hits"]["hits"]
+    }
+    assert statuses == {"failed", "timeout", "killed"}
+
+    unparsed = kibana_objects.objects()[("search", "task-time-unparsed")]
+    kept = client.search(index=data_view, **kibana_objects.search_request(unparsed))["hits"]["hits"]
+    expected = [doc["message"] for _, doc in golden_documents() if "task_time_unparsed" in doc.get("tags", [])]
+    assert sorted(hit["_source"]["message"] for hit in kept) == sorted(expected)
+
+
+def test_dashboard_ranking_aggregations_return_the_expected_order(es: ElasticsearchTarget) -> None:
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    client = es.client()
+    samples = {  # task -> task times: the most total time is not the slowest single run
+        "jobs.many_small": [0.5] * 30,
+        "jobs.one_big": [9.0],
+        "jobs.middle": [2.0, 2.5, 3.0, 2.0],
+        "jobs.tiny": [0.01, 0.02],
+    }
+    stamp = datetime(2026, 11, 20, 12, tzinfo=timezone.utc).isoformat()
+    documents = [
+        (
+            "task-time-2026.11.20",
+            {"@timestamp": stamp, "task_name": task, "task_time": t, "wait_time": 0.1, "status": "finished"},
+        )
+        for task, times in samples.items()
+        for t in times
+    ]
+    index_documents(client, documents)
+    ranking = kibana_objects.objects()[("lens", "task-time-ranking")]
+    request, paths = kibana_objects.lens_table_request(ranking)
+    [(_, aggregation)] = client.search(index="task-time-*", **request)["aggregations"].items()
+    buckets = aggregation["buckets"]
+    totals = {task: sum(times) for task, times in samples.items()}
+    assert [b["key"] for b in buckets] == sorted(totals, key=totals.get, reverse=True)
+    for bucket in buckets:
+        times = samples[bucket["key"]]
+        assert bucket["doc_count"] == len(times)
+        columns = kibana_objects.lens_layer(ranking)["columns"]
+        for column_id, column in columns.items():
+            if column["operationType"] == "sum":
+                assert bucket[column_id]["value"] == pytest.approx(sum(times))
+            elif column["operationType"] == "percentile":
+                [value] = bucket[column_id]["values"].values()
+                assert min(times) <= value <= max(times)
+    assert paths  # every metric column maps to a bucket value
+
+
+def test_wrong_credentials_are_one_line_and_exit_4(es: ElasticsearchTarget) -> None:
+    done = bootstrap(es, "--skip-kibana", ES_PASSWORD="not-the-password")
+    assert done.returncode == 4
+    assert done.stderr.strip().splitlines() == [
+        "bootstrap: error: elasticsearch: authentication failed (401) while waiting for the cluster: "
+        "check the username/password or API key"
+    ]
+
+
+def test_unreachable_elasticsearch_times_out_with_exit_3(es: ElasticsearchTarget) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = bootstrap(es, "--skip-kibana", "--timeout", "3", ES_URL=url)
+    assert done.returncode == 3
+    [error] = done.stderr.strip().splitlines()
+    assert error.startswith(f"bootstrap: error: elasticsearch: not ready at {url} after 3s")
+    assert f"waiting for {url}" in done.stdout  # progress was visible while waiting
+
+
+def test_a_template_elasticsearch_rejects_names_its_file_and_reason(es: ElasticsearchTarget, tmp_path: Path) -> None:
+    assets = tmp_path / "assets"
+    shutil.copytree(REPO / "elasticsearch", assets / "elasticsearch")
+    shutil.copytree(REPO / "kibana", assets / "kibana")
+    broken = assets / "elasticsearch" / "component-templates" / "task-time-mappings.json"
+    content = json.loads(broken.read_text())
+    content["template"]["mappings"]["properties"]["task_time"]["type"] = "seconds"
+    broken.write_text(json.dumps(content))
+    done = bootstrap(es, "--skip-kibana", "--assets", str(assets))
+    assert done.returncode == 1
+    [error] = done.stderr.strip().splitlines()
+    assert "rejected component template task-time-mappings from component-templates/task-time-mappings.json" in error
+    assert error.endswith(
+        "mapper_parsing_exception: Failed to parse mapping: The mapper type [seconds] declared on field [task_time] "
+        "does not exist. It might have been created within a future version or requires a plugin to be installed. "
+        "Check the documentation."
+    )
+
+
+def test_invalid_asset_json_is_a_usage_error(es: ElasticsearchTarget, tmp_path: Path) -> None:
+    assets = tmp_path / "assets"
+    shutil.copytree(REPO / "elasticsearch", assets / "elasticsearch")
+    shutil.copytree(REPO / "kibana", assets / "kibana")
+    (assets / "elasticsearch" / "index-templates" / "task-time.json").write_text('{"index_patterns": [}')
+    done = bootstrap(es, "--skip-kibana", "--assets", str(assets))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "bootstrap: error: elasticsearch/index-templates/task-time.json: invalid JSON at line 1: Expecting value"
+    )
+
+
+def test_service_users_through_the_security_api(es: ElasticsearchTarget) -> None:
+    """The native realm needs the .security index; the integ-test zip cannot create it
+    (no analysis-common module). There bootstrap must say so in one line; on a full
+    Elasticsearch (ES_URL) it must create the users."""
+    done = bootstrap(
+        es, "--skip-kibana", LOGSTASH_WRITER_PASSWORD="writer-pass-1", KIBANA_SYSTEM_PASSWORD="kibana-pass-1"
+    )
+    if es.cluster is not None:
+        assert done.returncode == 1
+        [error] = done.stderr.strip().splitlines()
+        assert error.startswith("bootstrap: error: elasticsearch: rejected role task_time_logstash_writer")
+        assert "native realm" in error and "analysis-common" in error
+    else:
+        assert done.returncode == 0, done.stderr
+        again = bootstrap(
+            es, "--skip-kibana", LOGSTASH_WRITER_PASSWORD="writer-pass-1", KIBANA_SYSTEM_PASSWORD="kibana-pass-1"
+        )
+        assert "nothing changed" in again.stdout
+
+
+@pytest.fixture
+def writer(es: ElasticsearchTarget) -> Elasticsearch:
+    """A client logged in as Logstash's writer, its role exactly as elasticsearch/roles/ defines it."""
+    password = "writer-pass-2"
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    if es.cluster is not None:
+        es.cluster.add_file_realm_user("task_time_logstash", password, {"task_time_logstash_writer": WRITER_ROLE})
+    else:
+        assert bootstrap(es, "--skip-kibana", LOGSTASH_WRITER_PASSWORD=password).returncode == 0
+    client = Elasticsearch(es.url, basic_auth=("task_time_logstash", password), request_timeout=30)
+    deadline = time.monotonic() + 30
+    while True:  # the file realm reloads its files every few seconds
+        try:
+            client.security.authenticate()
+            return client
+        except AuthenticationException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_logstash_writer_can_append_task_documents_and_nothing_else(
+    es: ElasticsearchTarget, writer: Elasticsearch
+) -> None:
+    # What Logstash's output does: read the license at start-up, then bulk-create into a
+    # daily index that does not exist yet.
+    assert writer.license.get()["license"]["status"] == "active"
+    event = logstash.Pipeline(environ={}).run("Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: 1.500000")
+    response = writer.bulk(
+        operations=[{"create": {"_index": event["@metadata"]["_index"]}}, logstash.document(event)], refresh="wait_for"
+    )
+    assert not response["errors"], response
+    assert es.client().count(index="task-time-2026.11.21")["count"] == 1
+
+    forbidden = [
+        lambda: writer.search(index="task-time-*"),
+        lambda: writer.indices.delete(index="task-time-2026.11.21"),
+        lambda: writer.index(index="task-time-2026.11.21", id="x", document={"task_time": 1}),
+        lambda: writer.index(index="other-index", document={"task_time": 1}),
+        lambda: writer.indices.put_index_template(name="task-time", index_patterns=["task-time-*"]),
+        lambda: writer.cluster.put_settings(persistent={"cluster.routing.allocation.enable": "none"}),
+    ]
+    for attempt in forbidden:
+        with pytest.raises(AuthorizationException):
+            attempt()
+    outcome = writer.bulk(operations=[{"create": {"_index": "logs-other"}}, {"a": 1}])
+    assert outcome["items"][0]["create"]["status"] == 403
+
+
+def test_saved_search_and_ranking_hold_on_lines_from_every_outcome(es: ElasticsearchTarget) -> None:
+    """Groups of golden documents by task give the ranking Python computes from them."""
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    client = es.client()
+    index_documents(client, golden_documents())
+    ranking = kibana_objects.objects()[("lens", "task-time-ranking")]
+    request, _ = kibana_objects.lens_table_request(ranking)
+    [(_, aggregation)] = client.search(index="task-time-*", **request)["aggregations"].items()
+    totals: dict[str, float] = defaultdict(float)
+    for index, doc in golden_documents():
+        if index.startswith("task-time-2") and "task_time" in doc:
+            totals[doc["task_name"]] += doc["task_time"]
+    assert [b["key"] for b in aggregation["buckets"]] == sorted(totals, key=lambda k: (-totals[k], k))

@@ -1,0 +1,140 @@
+"""Static checks of kibana/saved-objects.ndjson (Kibana cannot run here; see the README)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support import kibana_objects
+from tests.support.es_cluster import stack_version
+
+REPO = Path(__file__).resolve().parents[1]
+MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())
+INDEX_TEMPLATE = json.loads((REPO / "elasticsearch" / "index-templates" / "task-time.json").read_text())
+
+# Newest typeMigrationVersion Kibana 9.x knows per type, and the oldest we accept. Kibana
+# rejects a newer version outright (HTTP 422); without one it runs every migration since
+# 7.x, which breaks modern Lens objects. Saved searches in the flat (pre-"tabs") shape must
+# stay below 10.0.0 so Kibana's own migration turns them into tabs.
+KNOWN_TYPE_VERSIONS = {
+    "index-pattern": ("8.0.0", "8.0.0"),
+    "search": ("8.0.0", "9.99.99"),
+    "lens": ("8.9.0", "10.1.0"),
+    "dashboard": ("8.9.0", "10.3.0"),
+}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def flatten(properties: dict, prefix: str = "") -> dict[str, dict]:
+    fields = {}
+    for name, spec in properties.items():
+        if "properties" in spec:
+            fields.update(flatten(spec["properties"], f"{prefix}{name}."))
+        else:
+            fields[f"{prefix}{name}"] = spec
+    return fields
+
+
+FIELDS = flatten(MAPPING["template"]["mappings"]["properties"])
+OBJECTS = kibana_objects.objects()
+
+
+def test_ids_are_stable_unique_and_valid() -> None:
+    lines = [line for line in kibana_objects.NDJSON.read_text().splitlines() if line.strip()]
+    assert len(lines) == len(OBJECTS)
+    for _, id_ in OBJECTS:
+        assert "/" not in id_ and id_.startswith("task-time"), id_
+
+
+def test_every_reference_resolves_to_an_object_in_the_file() -> None:
+    for (type_, id_), saved in OBJECTS.items():
+        names = set()
+        for reference in saved["references"]:
+            assert (reference["type"], reference["id"]) in OBJECTS, (id_, reference)
+            names.add(reference["name"])
+        if type_ == "search":
+            assert kibana_objects.search_source(saved)["indexRefName"] in names
+        if type_ == "lens":
+            for layer_id in saved["attributes"]["state"]["datasourceStates"]["formBased"]["layers"]:
+                assert f"indexpattern-datasource-layer-{layer_id}" in names
+        if type_ == "dashboard":
+            panels = json.loads(saved["attributes"]["panelsJSON"])
+            assert len(panels) == len(saved["references"])
+            for panel in panels:
+                assert panel["gridData"]["i"] == panel["panelIndex"]
+                assert f"{panel['panelIndex']}:{panel['panelRefName']}" in names
+                assert panel["gridData"]["x"] >= 0 and panel["gridData"]["x"] + panel["gridData"]["w"] <= 48
+
+
+def test_every_field_used_exists_in_the_template_mapping() -> None:
+    for (_, id_), saved in OBJECTS.items():
+        for field in kibana_objects.fields_used(saved):
+            assert field in FIELDS, f"{id_} uses {field}, which the template does not map"
+
+
+def test_numeric_operations_use_numeric_fields_and_terms_use_keywords() -> None:
+    for (type_, id_), saved in OBJECTS.items():
+        if type_ != "lens":
+            continue
+        for column in kibana_objects.lens_layer(saved)["columns"].values():
+            field = column.get("sourceField")
+            if column["operationType"] in ("sum", "average", "percentile"):
+                assert FIELDS[field]["type"] == "double", (id_, field)
+            elif column["operationType"] == "terms":
+                assert FIELDS[field]["type"] == "keyword", (id_, field)
+            elif column["operationType"] == "date_histogram":
+                assert FIELDS[field]["type"] == "date", (id_, field)
+
+
+def test_migration_versions_fit_the_stack() -> None:
+    stack = _version(stack_version())
+    assert stack[0] == 9
+    for (type_, id_), saved in OBJECTS.items():
+        assert _version(saved["coreMigrationVersion"]) <= stack, id_
+        low, high = KNOWN_TYPE_VERSIONS[type_]
+        assert _version(low) <= _version(saved["typeMigrationVersion"]) <= _version(high), id_
+        assert saved.get("managed") is False
+
+
+def test_data_view_covers_the_indices_logstash_writes() -> None:
+    [data_view] = [o for (t, _), o in OBJECTS.items() if t == "index-pattern"]
+    assert data_view["attributes"]["timeFieldName"] == "@timestamp"
+    title = data_view["attributes"]["title"]
+    assert title in INDEX_TEMPLATE["index_patterns"]
+
+
+def test_the_issue_s_saved_searches_exist_with_their_columns_and_order() -> None:
+    slowest = OBJECTS[("search", "task-time-slowest")]["attributes"]
+    assert slowest["title"] == "Slowest tasks"
+    assert slowest["columns"] == ["task_name", "task_time", "queue", "status", "worker"]
+    assert slowest["sort"] == [["task_time", "desc"]]
+    assert OBJECTS[("search", "task-time-problems")]["attributes"]["title"] == "Failed, timed-out and killed tasks"
+    assert OBJECTS[("search", "task-time-unparsed")]["attributes"]["title"] == "Unparsed lines"
+
+
+def test_dashboard_ranks_by_total_time_p95_and_count_and_charts_time() -> None:
+    dashboard = OBJECTS[("dashboard", "task-time-overview")]
+    panel_ids = {reference["id"] for reference in dashboard["references"]}
+    ranking = kibana_objects.lens_layer(OBJECTS[("lens", "task-time-ranking")])["columns"]
+    operations = {(c["operationType"], c.get("sourceField")) for c in ranking.values()}
+    assert {("sum", "task_time"), ("percentile", "task_time"), ("count", "___records___")} <= operations
+    assert "task-time-ranking" in panel_ids
+    over_time = set()
+    for id_ in panel_ids:
+        if ("lens", id_) not in OBJECTS:
+            continue
+        columns = kibana_objects.lens_layer(OBJECTS[("lens", id_)])["columns"].values()
+        if any(column["operationType"] == "date_histogram" for column in columns):
+            over_time |= {column.get("sourceField") for column in columns}
+    assert {"task_time", "wait_time"} <= over_time
+
+
+def test_queries_are_lucene_so_tests_can_run_them_as_written() -> None:
+    for (type_, id_), saved in OBJECTS.items():
+        if type_ == "search":
+            assert kibana_objects.search_source(saved)["query"]["language"] == "lucene", id_
+        if type_ == "lens":
+            assert saved["attributes"]["state"]["query"]["language"] == "lucene", id_

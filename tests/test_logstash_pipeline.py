@@ -1,0 +1,212 @@
+"""The Logstash pipeline, as written in logstash/, applied to golden lines and to real worker lines.
+
+Logstash itself cannot run here: ``tests.support.logstash`` parses the config and applies
+its grok (through pygrok), date and mutate stages. What this proves and what it cannot is
+summed up in the README ("What is verified how").
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+import yaml
+from redis import Redis
+from rq import Queue
+
+from pipeline import line as line_format
+from pipeline.tasklog import DEFAULT_PATH
+from tests import tasks
+from tests.support import logstash
+from tests.support.workers import read_lines, run_burst_worker, worker_env
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests" / "golden"
+MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())
+RECEIVED = datetime(2026, 11, 22, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> logstash.Pipeline:
+    return logstash.Pipeline(environ={})
+
+
+def grok_pattern() -> str:
+    [grok] = logstash.plugins(logstash.load()["filter"], "grok")
+    return grok.options["match"]["message"]
+
+
+def test_golden_lines_become_the_golden_documents(pipeline: logstash.Pipeline) -> None:
+    lines = (GOLDEN / "task-time.log").read_text(encoding="utf-8").split("\n")[:-1]
+    expected = json.loads((GOLDEN / "task-time.expected.json").read_text(encoding="utf-8"))
+    assert len(lines) == len(expected)
+    for text, wanted in zip(lines, expected, strict=True):
+        event = pipeline.run(text, received=RECEIVED)
+        assert {"index": event["@metadata"]["_index"], "document": logstash.document(event)} == wanted, text
+
+
+def test_every_golden_line_is_kept_parsed_or_marked(pipeline: logstash.Pipeline) -> None:
+    for text in (GOLDEN / "task-time.log").read_text(encoding="utf-8").split("\n")[:-1]:
+        event = pipeline.run(text, received=RECEIVED)
+        assert event["message"] == text
+        parsed = "task_time_unparsed" not in event.get("tags", [])
+        assert event["@metadata"]["_index"].startswith("task-time-" if parsed else "task-time-unparsed-")
+        assert parsed == ("task_time" in event and "timestamp" not in event)
+
+
+def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
+    pattern = grok_pattern()
+    labels = re.findall(r"([A-Z][\w-]*): %\{", pattern)
+    assert labels == [*line_format.REQUIRED_LABELS, *line_format.OPTIONAL_LABELS]
+    assert pattern.startswith("^") and pattern.endswith("$"), "the grok must be anchored at both ends"
+    [grok] = logstash.plugins(logstash.load()["filter"], "grok")
+    assert grok.options["pattern_definitions"]["TASK_STATUS"].split("|") == list(line_format.STATUSES)
+
+
+def test_every_captured_field_is_in_the_template_mapping() -> None:
+    properties = MAPPING["template"]["mappings"]["properties"]
+    captured = re.findall(r"%\{\w+:(\w+)(?::(\w+))?\}", grok_pattern())
+    for name, conversion in captured:
+        if name == "timestamp":  # consumed by the date filter, then removed
+            continue
+        assert name in properties, name
+        if conversion == "float":
+            assert properties[name]["type"] == "double"
+        else:
+            assert properties[name]["type"] == "keyword"
+
+
+def _bad_numbers() -> list[str]:
+    return [
+        "1.9e",
+        "1.9e-",
+        "e5",
+        ".5",
+        "5.",
+        "1,5",
+        "1.5.2",
+        "--1",
+        "+1",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "0x1f",
+        "1_000",
+        "\u0661",  # ARABIC-INDIC DIGIT ONE: a digit to Python, not to Logstash
+    ]
+
+
+@pytest.mark.parametrize("text", _bad_numbers())
+def test_a_number_the_pattern_cannot_read_whole_is_never_read_as_something_else(
+    pipeline: logstash.Pipeline, text: str
+) -> None:
+    for field_line in (f"Task-time: {text}", f"Task-time: 1.000000 Queue: q Status: finished Wait-time: {text}"):
+        event = pipeline.run(f"Time: 2026-11-21 23:48:57,244 Task: jobs.x {field_line}", received=RECEIVED)
+        assert "task_time_unparsed" in event["tags"], (text, event)
+        assert "task_time" not in event and "wait_time" not in event
+
+
+def test_numbers_python_writes_are_read_exactly(pipeline: logstash.Pipeline) -> None:
+    rng = random.Random(7)
+    values = [0.0, 1e-7, 1.9e-06, 5e-324, 123456789.123456, 1e22, -0.002] + [
+        rng.uniform(0, 10) ** rng.choice([1, 3, -3]) for _ in range(300)
+    ]
+    for value in values:
+        for written in (str(value), line_format.format_seconds(value), str(int(value))):
+            event = pipeline.run(f"Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: {written}", received=RECEIVED)
+            assert event.get("task_time") == float(written), (written, event.get("tags"))
+
+
+def test_a_line_with_a_carriage_return_is_kept_unparsed(pipeline: logstash.Pipeline) -> None:
+    text = "Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: 1.000000\r"
+    event = pipeline.run(text, received=RECEIVED)
+    assert event["message"] == text and "task_time_unparsed" in event["tags"]
+
+
+def test_lines_from_real_workers_parse_into_the_jobs_facts(
+    pipeline: logstash.Pipeline, redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "task-time.log"
+    queue_name = "queue with spaces\nand unicode ünï"
+    queue = Queue(queue_name, connection=redis)
+    jobs = {
+        "finished": queue.enqueue(tasks.sleep_for, 0.2),
+        "failed": queue.enqueue(tasks.fail, "boom"),
+        "timeout": queue.enqueue(tasks.sleep_for, 5, job_timeout=1),
+        "killed": queue.enqueue(tasks.kill_own_horse, 0.1),
+        "nasty": queue.enqueue(f"tests.tasks.{tasks.NASTY_NAMES[1]}"),
+        "unicode": queue.enqueue(tasks.envoyer_déjà_vu),
+    }
+    started = datetime.now(timezone.utc)
+    done = run_burst_worker(redis_url, log, queues=[queue_name], name="parse me\tplease")
+    ended = datetime.now(timezone.utc)
+    assert done.returncode == 0, done.stderr
+    written = read_lines(log)
+    assert len(written) == len(jobs)
+    events = {}
+    for text in written:
+        event = pipeline.run(text, received=RECEIVED)
+        assert "tags" not in event, (text, event)
+        events[event["job_id"]] = event
+    for label, job in jobs.items():
+        event = events[job.id]
+        assert event["status"] == (label if label in line_format.STATUSES else "finished")
+        assert unquote(event["task_name"]) == job.func_name
+        assert unquote(event["queue"]) == queue_name
+        assert unquote(event["worker"]) == "parse me\tplease"
+        assert isinstance(event["task_time"], float) and isinstance(event["wait_time"], float)
+        assert started - timedelta(seconds=1) <= event["@timestamp"] <= ended + timedelta(seconds=1)
+        assert event["@metadata"]["_index"] == f"task-time-{event['@timestamp']:%Y.%m.%d}"
+    assert events[jobs["finished"].id]["task_time"] >= 0.2
+    assert 1.0 <= events[jobs["timeout"].id]["task_time"] < 2.0
+
+
+def test_worker_and_logstash_agree_on_the_configured_zone(redis: Redis, redis_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "task-time.log"
+    Queue("default", connection=redis).enqueue(tasks.no_op)
+    zone = {"TASK_TIME_TZ": "America/St_Johns"}  # UTC-3:30 or -2:30: no whole-hour accident
+    before = datetime.now(timezone.utc)
+    run_burst_worker(redis_url, log, env=worker_env(log, **zone))
+    after = datetime.now(timezone.utc)
+    [text] = read_lines(log)
+    event = logstash.Pipeline(environ=zone).run(text)
+    assert before - timedelta(milliseconds=1) <= event["@timestamp"] <= after
+    utc_reading = logstash.Pipeline(environ={}).run(text)  # the wrong zone gives the wrong instant
+    assert abs(utc_reading["@timestamp"] - event["@timestamp"]) >= timedelta(hours=2)
+
+
+def test_file_input_reads_where_the_worker_writes_and_keeps_its_place() -> None:
+    [file_input] = logstash.plugins(logstash.load()["input"], "file")
+    options = file_input.options
+    paths = [logstash.substitute(path, {}) for path in options["path"]]
+    folder, name = DEFAULT_PATH.rsplit("/", 1)
+    assert any(Path(path).parent == Path(folder) and Path(name).match(Path(path).name) for path in paths)
+    assert any(Path(f"{name}.1").match(Path(path).name) for path in paths), "rotated files must still be read"
+    assert options["start_position"] == "beginning"
+    assert options["sincedb_path"].startswith("/usr/share/logstash/data/")
+    assert "*.gz" in options["exclude"]
+
+
+def test_unparsed_lines_and_parsed_lines_go_to_their_own_indices() -> None:
+    [output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
+    options = output.options
+    assert options["index"] == "%{[@metadata][index]}-%{+yyyy.MM.dd}"
+    assert options["action"] == "create"
+    assert options["manage_template"] == "false" and options["ilm_enabled"] == "false"
+    assert options["data_stream"] == "false"
+    assert options["password"] == "${LOGSTASH_WRITER_PASSWORD}"
+    template = json.loads((REPO / "elasticsearch" / "index-templates" / "task-time.json").read_text())
+    for index in ("task-time-2026.11.22", "task-time-unparsed-2026.11.22"):
+        assert any(Path(index).match(pattern) for pattern in template["index_patterns"])
+
+
+def test_logstash_settings_keep_events_through_outages() -> None:
+    settings = yaml.safe_load((REPO / "logstash" / "config" / "logstash.yml").read_text())
+    assert settings["queue.type"] == "persisted"
+    assert settings["dead_letter_queue.enable"] is True
