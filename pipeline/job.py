@@ -8,7 +8,7 @@ killer still gets its line, written by the worker that lost it.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from rq.job import Job
@@ -26,7 +26,7 @@ def write_execution_line(job: Job, task_time: float, status: str, worker: str | 
     defaults to the worker that prepared the job (unknown in the parent of a work horse).
     """
     enqueued_at = job.enqueued_at
-    started_at = job.started_at or datetime.now(timezone.utc)
+    started_at = job.started_at or datetime.now(UTC)
     wait_time = (started_at - enqueued_at).total_seconds() if enqueued_at is not None else None
     write_task_line(job.func_name, task_time, job.origin, status, wait_time, job.id, worker or job.worker_name)
 

@@ -91,7 +91,7 @@ def timezone_from_env(environ: Mapping[str, str] | None = None) -> datetime.tzin
     """
     name = (environ if environ is not None else os.environ).get(TIMEZONE_ENV, "").strip() or "UTC"
     if name.upper() in ("UTC", "Z", "ETC/UTC"):
-        return datetime.timezone.utc
+        return datetime.UTC
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -104,7 +104,7 @@ class LineClock:
     The date part is cached per whole second: most lines of a busy worker share it.
     """
 
-    def __init__(self, tz: datetime.tzinfo = datetime.timezone.utc) -> None:
+    def __init__(self, tz: datetime.tzinfo = datetime.UTC) -> None:
         self.tz = tz
         self._second = -1
         self._prefix = ""
@@ -112,7 +112,7 @@ class LineClock:
     def format(self, timestamp: float) -> str:
         second = int(timestamp)
         if second != self._second:
-            if self.tz is datetime.timezone.utc:
+            if self.tz is datetime.UTC:
                 self._prefix = time.strftime(TIME_FORMAT, time.gmtime(second))
             else:
                 self._prefix = datetime.datetime.fromtimestamp(second, self.tz).strftime(TIME_FORMAT)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import AuthenticationException, Elasticsearch
 from redis import Redis
 
 from tests.support.es_cluster import ElasticsearchCluster
 from tests.support.redis_server import RedisServer
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +93,41 @@ def es(elasticsearch: ElasticsearchTarget) -> Iterator[ElasticsearchTarget]:
     yield elasticsearch
     clean()
     client.close()
+
+
+def bootstrap(target: ElasticsearchTarget, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -m pipeline.bootstrap`` as a user would, against ``target``."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.bootstrap", *args],
+        env=target.bootstrap_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+@pytest.fixture
+def writer(es: ElasticsearchTarget) -> Elasticsearch:
+    """A client logged in as Logstash's writer, its role exactly as elasticsearch/roles/ defines it.
+
+    On the integ-test cluster the role and user go into the file realm (its native realm
+    cannot store them); on an ``ES_URL`` cluster bootstrap creates them.
+    """
+    password = "writer-pass-2"
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    if es.cluster is not None:
+        role = json.loads((REPO / "elasticsearch" / "roles" / "task_time_logstash_writer.json").read_text())
+        es.cluster.add_file_realm_user("task_time_logstash", password, {"task_time_logstash_writer": role})
+    else:
+        assert bootstrap(es, "--skip-kibana", LOGSTASH_WRITER_PASSWORD=password).returncode == 0
+    client = Elasticsearch(es.url, basic_auth=("task_time_logstash", password), request_timeout=30)
+    deadline = time.monotonic() + 30
+    while True:  # the file realm rereads its files every few seconds
+        try:
+            client.security.authenticate()
+            return client
+        except AuthenticationException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

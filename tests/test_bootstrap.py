@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from elasticsearch import AuthenticationException, AuthorizationException, Elasticsearch, NotFoundError
+from elasticsearch import AuthorizationException, Elasticsearch, NotFoundError
 
 from pipeline.bootstrap.assets import digest
-from tests.conftest import ElasticsearchTarget
+from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support import kibana_objects, logstash
 from tests.support.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
-WRITER_ROLE = json.loads((REPO / "elasticsearch" / "roles" / "task_time_logstash_writer.json").read_text())
-
-
-def bootstrap(target: ElasticsearchTarget, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.bootstrap", *args],
-        env=target.bootstrap_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
 
 
 def has_ilm(client: Elasticsearch) -> bool:
@@ -182,7 +167,7 @@ def test_dashboard_ranking_aggregations_return_the_expected_order(es: Elasticsea
         "jobs.middle": [2.0, 2.5, 3.0, 2.0],
         "jobs.tiny": [0.01, 0.02],
     }
-    stamp = datetime(2026, 11, 20, 12, tzinfo=timezone.utc).isoformat()
+    stamp = datetime(2026, 11, 20, 12, tzinfo=UTC).isoformat()
     documents = [
         (
             "task-time-2026.11.20",
@@ -278,27 +263,6 @@ def test_service_users_through_the_security_api(es: ElasticsearchTarget) -> None
             es, "--skip-kibana", LOGSTASH_WRITER_PASSWORD="writer-pass-1", KIBANA_SYSTEM_PASSWORD="kibana-pass-1"
         )
         assert "nothing changed" in again.stdout
-
-
-@pytest.fixture
-def writer(es: ElasticsearchTarget) -> Elasticsearch:
-    """A client logged in as Logstash's writer, its role exactly as elasticsearch/roles/ defines it."""
-    password = "writer-pass-2"
-    assert bootstrap(es, "--skip-kibana").returncode == 0
-    if es.cluster is not None:
-        es.cluster.add_file_realm_user("task_time_logstash", password, {"task_time_logstash_writer": WRITER_ROLE})
-    else:
-        assert bootstrap(es, "--skip-kibana", LOGSTASH_WRITER_PASSWORD=password).returncode == 0
-    client = Elasticsearch(es.url, basic_auth=("task_time_logstash", password), request_timeout=30)
-    deadline = time.monotonic() + 30
-    while True:  # the file realm reloads its files every few seconds
-        try:
-            client.security.authenticate()
-            return client
-        except AuthenticationException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def test_logstash_writer_can_append_task_documents_and_nothing_else(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -28,7 +28,7 @@ from tests.support.workers import read_lines, run_burst_worker, worker_env
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
 MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())
-RECEIVED = datetime(2026, 11, 22, tzinfo=timezone.utc)
+RECEIVED = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +143,9 @@ def test_lines_from_real_workers_parse_into_the_jobs_facts(
         "nasty": queue.enqueue(f"tests.tasks.{tasks.NASTY_NAMES[1]}"),
         "unicode": queue.enqueue(tasks.envoyer_déjà_vu),
     }
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     done = run_burst_worker(redis_url, log, queues=[queue_name], name="parse me\tplease")
-    ended = datetime.now(timezone.utc)
+    ended = datetime.now(UTC)
     assert done.returncode == 0, done.stderr
     written = read_lines(log)
     assert len(written) == len(jobs)
@@ -171,9 +171,9 @@ def test_worker_and_logstash_agree_on_the_configured_zone(redis: Redis, redis_ur
     log = tmp_path / "task-time.log"
     Queue("default", connection=redis).enqueue(tasks.no_op)
     zone = {"TASK_TIME_TZ": "America/St_Johns"}  # UTC-3:30 or -2:30: no whole-hour accident
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     run_burst_worker(redis_url, log, env=worker_env(log, **zone))
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     [text] = read_lines(log)
     event = logstash.Pipeline(environ=zone).run(text)
     assert before - timedelta(milliseconds=1) <= event["@timestamp"] <= after

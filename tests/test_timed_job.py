@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,9 +43,9 @@ def only_line(log: Path) -> dict[str, object]:
 def test_successful_task_writes_every_field(redis: Redis, redis_url: str, tmp_path: Path) -> None:
     log = tmp_path / "task-time.log"
     job = Queue("default", connection=redis).enqueue(tasks.sleep_for, 0.3)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     done = run_burst_worker(redis_url, log, name="w-success")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert done.returncode == 0, done.stderr
 
     line = only_line(log)
@@ -308,7 +308,7 @@ def test_lines_continue_in_a_new_file_after_rotation(redis: Redis, redis_url: st
 def test_configured_time_zone(redis: Redis, redis_url: str, tmp_path: Path) -> None:
     log = tmp_path / "task-time.log"
     Queue("default", connection=redis).enqueue(tasks.no_op)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     run_burst_worker(redis_url, log, env=worker_env(log, TASK_TIME_TZ="Asia/Kolkata"))
     written = only_line(log)["time"]  # parsed as if UTC: it must be 5:30 ahead
     assert timedelta(hours=5, minutes=29) < written - before < timedelta(hours=5, minutes=31)

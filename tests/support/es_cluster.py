@@ -27,6 +27,7 @@ import time
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from tests.support.redis_server import free_port
 
@@ -222,21 +223,10 @@ class ElasticsearchCluster:
         roles_file = Path(self.env["ES_PATH_CONF"]) / "roles.yml"
         existing = yaml.safe_load(roles_file.read_text()) or {}
         roles_file.write_text(yaml.safe_dump({**existing, **roles}))
-        subprocess.run(
-            [
-                str(self.home / "bin" / "elasticsearch-users"),
-                "useradd",
-                username,
-                "-p",
-                password,
-                "-r",
-                ",".join(roles),
-            ],
-            env=self.env,
-            preexec_fn=self.preexec,
-            check=True,
-            capture_output=True,
-        )
+        tool = str(self.home / "bin" / "elasticsearch-users")
+        run: dict[str, Any] = {"env": self.env, "preexec_fn": self.preexec, "capture_output": True}
+        subprocess.run([tool, "userdel", username], **run)  # fails harmlessly when there is none yet
+        subprocess.run([tool, "useradd", username, "-p", password, "-r", ",".join(roles)], check=True, **run)
 
     def tail(self, lines: int = 40) -> str:
         self.log.flush()

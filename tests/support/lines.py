@@ -7,7 +7,7 @@ Deliberately independent of ``pipeline.line`` (which writes lines) and of the gr
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 SECONDS = r"-?\d+\.\d{6}"
@@ -33,5 +33,5 @@ def parse(line: str) -> dict[str, object]:
     for key in ("task_time", "wait_time"):
         if key in fields:
             fields[key] = float(str(fields[key]))
-    fields["time"] = datetime.strptime(str(fields["time"]), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=timezone.utc)
+    fields["time"] = datetime.strptime(str(fields["time"]), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
     return fields

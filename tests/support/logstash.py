@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -267,7 +267,7 @@ class Pipeline:
         # What the file input and its plain codec set under ECS (v8) before the filters run.
         event: dict[str, Any] = {
             "message": message,
-            "@timestamp": received or datetime.now(timezone.utc),
+            "@timestamp": received or datetime.now(UTC),
             "@version": "1",
             "event": {"original": message},
             "host": {"name": host},
@@ -276,7 +276,7 @@ class Pipeline:
         self._apply(self.sections["filter"], event)
         [output] = [p for p in plugins(self.sections["output"], "elasticsearch")]
         index = output.options["index"]
-        index = re.sub(r"%\{\+yyyy\.MM\.dd\}", event["@timestamp"].astimezone(timezone.utc).strftime("%Y.%m.%d"), index)
+        index = re.sub(r"%\{\+yyyy\.MM\.dd\}", event["@timestamp"].astimezone(UTC).strftime("%Y.%m.%d"), index)
         event.setdefault("@metadata", {})["_index"] = re.sub(
             r"%\{(\[[^}]+\])\}", lambda m: str(_get(event, m.group(1))), index
         )
@@ -317,7 +317,7 @@ class Pipeline:
                 parsed = datetime.strptime(str(text), _strptime_format(joda))
             except ValueError:
                 continue
-            moment = parsed.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+            moment = parsed.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
             _set(event, plugin.options.get("target", "@timestamp"), moment)
             for reference in plugin.options.get("remove_field", []):
                 _remove(event, reference)
@@ -339,7 +339,5 @@ class Pipeline:
 def document(event: dict[str, Any]) -> dict[str, Any]:
     """What the Elasticsearch output sends: the event without ``@metadata``, timestamp as ISO 8601."""
     body = {k: v for k, v in event.items() if k != "@metadata"}
-    body["@timestamp"] = (
-        event["@timestamp"].astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    body["@timestamp"] = event["@timestamp"].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return body

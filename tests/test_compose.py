@@ -1,0 +1,178 @@
+"""docker-compose.yml, checked without a Docker engine.
+
+``tests/composecheck`` loads the project with compose-go, the library Docker Compose
+uses: .env interpolation, the Compose Specification schema and its consistency checks.
+The tests then cross-check the resolved project against the rest of the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import elasticsearch as es_client
+import pytest
+import yaml
+
+from pipeline.cli import DEFAULT_JOB_CLASS, DEFAULT_WORKER_CLASS
+from pipeline.tasklog import DEFAULT_PATH
+from tests.support import logstash
+from tests.support.es_cluster import stack_version
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def project() -> dict[str, Any]:
+    done = subprocess.run(
+        ["go", "run", ".", str(REPO)],
+        cwd=REPO / "tests" / "composecheck",
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={"PATH": "/usr/local/go/bin:/usr/bin:/bin", "HOME": str(Path.home()), "GOFLAGS": "-mod=readonly"},
+    )
+    assert done.returncode == 0, done.stderr
+    # Every variable the file uses must come from .env: compose-go warns about the rest.
+    assert "is not set" not in done.stderr, done.stderr
+    return json.loads(done.stdout)
+
+
+def env_file() -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (REPO / ".env").read_text().splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, value in pairs if not key.startswith("#")}
+
+
+def test_every_bind_mount_exists_in_the_repository(project: dict[str, Any]) -> None:
+    for name, service in project["services"].items():
+        for volume in service.get("volumes", []):
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), f"{name}: {volume['source']}"
+                assert volume.get("read_only"), f"{name} mounts {volume['source']} writable"
+        if "build" in service:
+            assert (Path(service["build"]["context"]) / service["build"]["dockerfile"]).exists()
+
+
+def test_one_stack_version_everywhere(project: dict[str, Any]) -> None:
+    version = stack_version()
+    images = {name: s["image"] for name, s in project["services"].items() if "elastic.co" in s["image"]}
+    assert set(images) == {"elasticsearch", "kibana", "logstash"}
+    for image in images.values():
+        assert image.endswith(f":{version}")
+    raw = (REPO / "docker-compose.yml").read_text()
+    assert raw.count(":${ELASTIC_VERSION}") == 3, "images take the version from .env, not a literal"
+    assert version.split(".")[0] == es_client.__versionstr__.split(".")[0], "client major = stack major"
+    requirement = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"elasticsearch>={version.split('.')[0]},<{int(version.split('.')[0]) + 1}" in requirement
+
+
+def _mount(service: dict[str, Any], target: str) -> dict[str, Any]:
+    [volume] = [v for v in service.get("volumes", []) if v["target"] == target]
+    return volume
+
+
+def test_workers_write_where_logstash_reads(project: dict[str, Any]) -> None:
+    services = project["services"]
+    worker, shipper = services["worker"], services["logstash"]
+    log_path = worker["environment"]["TASK_TIME_LOG"]
+    assert log_path == DEFAULT_PATH
+    folder = str(Path(log_path).parent)
+    written, read = _mount(worker, folder), _mount(shipper, folder)
+    assert written["type"] == read["type"] == "volume" and written["source"] == read["source"]
+    assert read.get("read_only") and not written.get("read_only")
+    [file_input] = logstash.plugins(logstash.load()["input"], "file")
+    patterns = [logstash.substitute(p, shipper["environment"]) for p in file_input.options["path"]]
+    assert any(Path(log_path).match(pattern) for pattern in patterns)
+    dockerfile = (REPO / "worker" / "Dockerfile").read_text()
+    assert f"TASK_TIME_LOG={DEFAULT_PATH}" in dockerfile
+    assert worker["environment"]["TASK_TIME_TZ"] == shipper["environment"]["TASK_TIME_TZ"] == env_file()["TASK_TIME_TZ"]
+
+
+def test_logstash_config_and_state_live_where_the_image_expects(project: dict[str, Any]) -> None:
+    shipper = project["services"]["logstash"]
+    assert _mount(shipper, "/usr/share/logstash/pipeline")["source"] == str(REPO / "logstash" / "pipeline")
+    assert _mount(shipper, "/usr/share/logstash/config/logstash.yml")["source"] == str(
+        REPO / "logstash" / "config" / "logstash.yml"
+    )
+    data = _mount(shipper, "/usr/share/logstash/data")
+    assert data["type"] == "volume"  # persisted queue, dead letter queue and sincedb survive restarts
+    [file_input] = logstash.plugins(logstash.load()["input"], "file")
+    assert file_input.options["sincedb_path"].startswith("/usr/share/logstash/data/")
+    # The image rewrites logstash.yml from matching environment variables; mounted read-only
+    # that would abort start-up, so no service variable may look like a setting.
+    settings = {
+        re.sub(r"[._]", "", key).lower()
+        for key in yaml.safe_load((REPO / "logstash" / "config" / "logstash.yml").read_text())
+    }
+    for variable in shipper["environment"]:
+        assert re.sub(r"[._]", "", variable).lower() not in settings | {"xpackmonitoringenabled", "queuetype"}
+
+
+def test_bootstrap_settings_match_the_services(project: dict[str, Any]) -> None:
+    services = project["services"]
+    bootstrap = services["bootstrap"]["environment"]
+    env = env_file()
+    assert bootstrap["ES_URL"] == "http://elasticsearch:9200"
+    assert bootstrap["KIBANA_URL"] == "http://kibana:5601"
+    assert bootstrap["ES_USERNAME"] == "elastic"
+    assert (
+        bootstrap["ES_PASSWORD"]
+        == services["elasticsearch"]["environment"]["ELASTIC_PASSWORD"]
+        == env["ELASTIC_PASSWORD"]
+    )
+    assert bootstrap["KIBANA_SYSTEM_PASSWORD"] == services["kibana"]["environment"]["KIBANA_SYSTEM_PASSWORD"]
+    assert bootstrap["LOGSTASH_WRITER_PASSWORD"] == services["logstash"]["environment"]["LOGSTASH_WRITER_PASSWORD"]
+    assert services["logstash"]["environment"]["ES_HOSTS"] == bootstrap["ES_URL"]
+    writer = services["logstash"]["environment"]["LOGSTASH_WRITER_USER"]
+    user_file = REPO / "elasticsearch" / "users" / f"{writer}.json"
+    assert json.loads(user_file.read_text())["metadata"]["password_from"] == "LOGSTASH_WRITER_PASSWORD"
+    kibana_yml = yaml.safe_load((REPO / "kibana" / "config" / "kibana.yml").read_text())
+    assert kibana_yml["elasticsearch.hosts"] == [bootstrap["ES_URL"]]
+    assert kibana_yml["elasticsearch.username"] == "kibana_system"  # Kibana refuses the superuser
+    assert kibana_yml["elasticsearch.password"] == "${KIBANA_SYSTEM_PASSWORD}"
+    assert len(env["KIBANA_ENCRYPTION_KEY"]) >= 32
+    assert services["bootstrap"]["command"] == ["python", "-m", "pipeline.bootstrap"]
+
+
+def test_start_order_converges_without_a_manual_step(project: dict[str, Any]) -> None:
+    services = project["services"]
+    conditions = {
+        name: {dep: spec["condition"] for dep, spec in s.get("depends_on", {}).items()} for name, s in services.items()
+    }
+    assert conditions["bootstrap"] == {"elasticsearch": "service_healthy"}
+    assert conditions["logstash"] == {"bootstrap": "service_completed_successfully"}
+    assert conditions["kibana"] == {"elasticsearch": "service_healthy"}  # bootstrap waits for Kibana, not the reverse
+    assert conditions["worker"] == conditions["producer"] == {"redis": "service_healthy"}
+    for dependencies in conditions.values():
+        for dependency, condition in dependencies.items():
+            if condition == "service_healthy":
+                assert services[dependency].get("healthcheck", {}).get("test"), f"{dependency} needs a healthcheck"
+    assert services["bootstrap"]["restart"] == "no"
+
+
+def test_security_is_on_and_nothing_is_open_beyond_this_machine(project: dict[str, Any]) -> None:
+    config = yaml.safe_load((REPO / "elasticsearch" / "config" / "elasticsearch.yml").read_text())
+    assert config["xpack.security.enabled"] is True
+    assert not any("anonymous" in key for key in config)
+    for name, service in project["services"].items():
+        for port in service.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", f"{name} publishes {port} beyond localhost"
+        for key, value in service.get("environment", {}).items():
+            assert not (key.startswith("xpack.security") and str(value).lower() == "false"), name
+    assert {name for name, s in project["services"].items() if s.get("ports")} == {"elasticsearch", "kibana"}
+
+
+def test_workers_run_the_timed_classes(project: dict[str, Any]) -> None:
+    worker = project["services"]["worker"]
+    dockerfile = (REPO / "worker" / "Dockerfile").read_text()
+    command = worker.get("command") or json.loads(re.search(r"^CMD (.+)$", dockerfile, re.M).group(1))
+    assert command[0] == "rq-task-time-worker"
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["rq-task-time-worker"] == "pipeline.cli:main"
+    assert (DEFAULT_WORKER_CLASS, DEFAULT_JOB_CLASS) == ("pipeline.worker.TimedWorker", "pipeline.job.TimedJob")
+    assert worker["environment"]["RQ_REDIS_URL"].startswith("redis://redis:")
+    assert worker["deploy"]["replicas"] >= 1
