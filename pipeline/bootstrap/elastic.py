@@ -8,7 +8,6 @@ reported as skipped, never silently left out.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,8 @@ from elasticsearch import (
 from elasticsearch import ConnectionError as ESConnectionError
 
 from .assets import MANAGED_BY, Asset
-from .report import AccessDenied, Rejected, Reporter, Unreachable, UsageError
+from .report import AccessDenied, Rejected, Reporter, UsageError
+from .report import wait_until_ready as wait_until
 
 SERVICE = "elasticsearch"
 JSON = {"accept": "application/json", "content-type": "application/json"}
@@ -81,37 +81,34 @@ def _denied(exc: ApiError, doing: str) -> AccessDenied:
 
 
 def wait_until_ready(client: Elasticsearch, where: str, timeout: float, reporter: Reporter) -> str:
-    """Poll cluster health until the cluster is at least yellow; return its version."""
-    started = time.monotonic()
-    next_report = started
-    while True:
+    """Wait until the cluster is at least yellow; return its version."""
+    version = ""
+
+    def probe() -> str | None:
+        nonlocal version
         try:
             health = client.perform_request(
                 "GET", "/_cluster/health", params={"wait_for_status": "yellow", "timeout": "5s"}, headers=JSON
             ).body
-            if health.get("status") in ("yellow", "green"):
-                nodes = client.perform_request(
-                    "GET", "/_nodes/_local", params={"filter_path": "nodes.*.version"}, headers=JSON
-                ).body
-                version = next(iter(nodes.get("nodes", {}).values()), {}).get("version", "unknown")
-                reporter.say(SERVICE, f"ready at {where} (version {version}, status {health['status']})")
-                return version
-            reason = f"cluster status {health.get('status')}"
+            if health.get("status") not in ("yellow", "green"):
+                return f"cluster status {health.get('status')}"
+            nodes = client.perform_request(
+                "GET", "/_nodes/_local", params={"filter_path": "nodes.*.version"}, headers=JSON
+            ).body
+            version = next(iter(nodes.get("nodes", {}).values()), {}).get("version", "unknown")
+            reporter.say(SERVICE, f"ready at {where} (version {version}, status {health['status']})")
+            return None
         except (AuthenticationException, AuthorizationException) as exc:
             raise _denied(exc, "waiting for the cluster") from None
         except UnsupportedProductError:
             raise UsageError(f"{SERVICE}: {where} is not Elasticsearch") from None
         except ESConnectionError as exc:
-            reason = str(exc.message or exc).split(":")[-1].strip() or "connection failed"
+            return str(exc.message or exc).split(":")[-1].strip() or "connection failed"
         except ApiError as exc:
-            reason = f"HTTP {exc.meta.status}: {_reason(exc)}"
-        waited = time.monotonic() - started
-        if waited > timeout:
-            raise Unreachable(f"{SERVICE}: not ready at {where} after {timeout:.0f}s: {reason}")
-        if time.monotonic() >= next_report:
-            reporter.say(SERVICE, f"waiting for {where}: {reason} ({waited:.0f}s of {timeout:.0f}s)")
-            next_report = time.monotonic() + 10
-        time.sleep(2)
+            return f"HTTP {exc.meta.status}: {_reason(exc)}"
+
+    wait_until(probe, SERVICE, where, timeout, reporter)
+    return version
 
 
 def check_version(version: str) -> None:

@@ -13,7 +13,6 @@ import base64
 import json
 import re
 import ssl
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -22,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .assets import MANAGED_BY, SavedObject
-from .report import AccessDenied, Rejected, Reporter, Unreachable
+from .report import AccessDenied, Rejected, Reporter
+from .report import wait_until_ready as wait_until
 
 SERVICE = "kibana"
 IMPORT_FILENAME = "rq-task-time.ndjson"
@@ -84,27 +84,21 @@ def _check_auth(status: int, body: bytes, doing: str) -> None:
 
 
 def wait_until_ready(kibana: KibanaConnection, timeout: float, reporter: Reporter) -> None:
-    """Poll ``/api/status`` until Kibana reports its overall level as available."""
-    started = time.monotonic()
-    next_report = started
-    while True:
+    """Wait until ``/api/status`` reports Kibana's overall level as available."""
+
+    def probe() -> str | None:
         try:
             status, body = kibana.request("GET", "/api/status", timeout=10)
             _check_auth(status, body, "waiting for Kibana")
             level = json.loads(body).get("status", {}).get("overall", {}).get("level") if status == 200 else None
-            if level == "available":
-                reporter.say(SERVICE, f"ready at {kibana.url}")
-                return
-            reason = f"status {level}" if level else f"HTTP {status}"
         except (OSError, ValueError) as exc:
-            reason = str(getattr(exc, "reason", exc))
-        waited = time.monotonic() - started
-        if waited > timeout:
-            raise Unreachable(f"{SERVICE}: not ready at {kibana.url} after {timeout:.0f}s: {reason}")
-        if time.monotonic() >= next_report:
-            reporter.say(SERVICE, f"waiting for {kibana.url}: {reason} ({waited:.0f}s of {timeout:.0f}s)")
-            next_report = time.monotonic() + 10
-        time.sleep(2)
+            return str(getattr(exc, "reason", exc))
+        if level == "available":
+            reporter.say(SERVICE, f"ready at {kibana.url}")
+            return None
+        return f"status {level}" if level else f"HTTP {status}"
+
+    wait_until(probe, SERVICE, kibana.url, timeout, reporter)
 
 
 def marked(saved: SavedObject) -> dict[str, Any]:

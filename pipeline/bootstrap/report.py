@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -61,3 +63,23 @@ class Reporter:
         if self.dry_run:
             return f"dry run: {changed} change(s) would be made ({counts})"
         return f"done: {counts}" if changed else f"done: nothing changed ({counts})"
+
+
+def wait_until_ready(
+    probe: Callable[[], str | None], service: str, where: str, timeout: float, reporter: Reporter
+) -> None:
+    """Call ``probe`` every 2 s until it returns None (ready) or ``timeout`` seconds pass.
+
+    ``probe`` returns why the service is not ready yet, or raises ``BootstrapError`` for
+    what waiting cannot fix (wrong credentials). Progress is printed every 10 s.
+    """
+    started = time.monotonic()
+    next_report = started
+    while (reason := probe()) is not None:
+        waited = time.monotonic() - started
+        if waited > timeout:
+            raise Unreachable(f"{service}: not ready at {where} after {timeout:.0f}s: {reason}")
+        if time.monotonic() >= next_report:
+            reporter.say(service, f"waiting for {where}: {reason} ({waited:.0f}s of {timeout:.0f}s)")
+            next_report = time.monotonic() + 10
+        time.sleep(2)
