@@ -2,13 +2,16 @@
 
 Every argument is passed to ``rq worker`` unchanged. When neither the arguments nor
 ``RQ_WORKER_CLASS`` / ``RQ_JOB_CLASS`` name a worker or job class, ``TimedWorker`` and
-``TimedJob`` are used. Class paths are resolved before RQ starts, so a typo is one clear
-line instead of the traceback ``rq worker`` prints for it.
+``TimedJob`` are used, and a worker without ``--name`` is named ``<host>.<pid>`` (RQ 2
+names it with a random hex string, which says nothing in a Kibana table). Class paths
+are resolved before RQ starts (after ``--path`` folders are added, as RQ does), so a typo
+is one clear line instead of the traceback ``rq worker`` prints for it.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -22,14 +25,17 @@ _OPTIONS = {
 }
 
 
-def _given(args: Sequence[str], flags: tuple[str, ...]) -> str | None:
+def _values(args: Sequence[str], short: str, long: str) -> list[str]:
+    """Every value given for an option, in the forms click accepts: ``-w X``, ``-wX``, ``--w X``, ``--w=X``."""
+    values = []
     for index, arg in enumerate(args):
-        if arg in flags and index + 1 < len(args):
-            return args[index + 1]
-        for flag in flags:
-            if flag.startswith("--") and arg.startswith(flag + "="):
-                return arg.split("=", 1)[1]
-    return None
+        if arg in (short, long) and index + 1 < len(args):
+            values.append(args[index + 1])
+        elif arg.startswith(long + "="):
+            values.append(arg.split("=", 1)[1])
+        elif arg.startswith(short) and not arg.startswith("--") and len(arg) > len(short):
+            values.append(arg[len(short) :])
+    return values
 
 
 def _check_class(path: str, kind: str) -> str | None:
@@ -53,14 +59,19 @@ def worker_arguments(args: Sequence[str], environ: dict[str, str] | None = None)
     """
     environ = dict(os.environ) if environ is None else environ
     result = list(args)
+    for folder in reversed(_values(args, "-P", "--path")):
+        sys.path.insert(0, folder)
     for kind, (flags, variable, default) in _OPTIONS.items():
-        path = _given(args, flags) or environ.get(variable)
+        given = _values(args, *flags)
+        path = given[-1] if given else environ.get(variable)
         if path is None:
             result = [flags[1], default, *result]
             path = default
         problem = _check_class(path, kind)
         if problem:
             raise ValueError(problem)
+    if not _values(args, "-n", "--name"):
+        result = ["--name", f"{socket.gethostname()}.{os.getpid()}", *result]
     return result
 
 

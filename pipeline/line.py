@@ -70,6 +70,7 @@ def format_fields(
     worker: str | None = None,
 ) -> str:
     """Everything after the timestamp: ``Task: … Task-time: …`` and the known optional fields."""
+    # Seconds as format_seconds writes them, inlined: this runs once per job.
     line = f"Task: {encode_name(task)} Task-time: {task_time:.6f}"
     if queue is not None:
         line += f" Queue: {encode_name(queue)}"
@@ -87,10 +88,11 @@ def format_fields(
 def timezone_from_env(environ: Mapping[str, str] | None = None) -> datetime.tzinfo:
     """The zone line timestamps are written in: ``TASK_TIME_TZ`` (an IANA name), UTC by default.
 
-    Logstash's date filter reads the same variable, so both sides agree on the zone.
+    Logstash's date filter reads the same variable, so only names both accept are taken:
+    exact IANA names (Joda, like zoneinfo, is case-sensitive), no abbreviations.
     """
     name = (environ if environ is not None else os.environ).get(TIMEZONE_ENV, "").strip() or "UTC"
-    if name.upper() in ("UTC", "Z", "ETC/UTC"):
+    if name == "UTC":
         return datetime.UTC
     try:
         return ZoneInfo(name)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from .line import LineClock, format_fields, timezone_from_env
+from .line import LineClock, format_fields, format_line, timezone_from_env
 
 LOGGER_NAME = "pipeline.task_time"
 PATH_ENV = "TASK_TIME_LOG"
@@ -34,21 +36,22 @@ def log_path_from_env(environ: Mapping[str, str] | None = None) -> str:
 
 
 class TaskLineFormatter(logging.Formatter):
-    """Renders a record as ``Time: <asctime> <message>``, the asctime in a fixed zone (UTC by default)."""
+    """Renders a record as ``Time: <asctime> <message>``, the time in a fixed zone (UTC by default)."""
 
     def __init__(self, tz: Any = None) -> None:
-        super().__init__("Time: %(asctime)s %(message)s")
+        super().__init__()
         self.clock = LineClock(tz) if tz is not None else LineClock()
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return self.clock.format(record.created)
+    def line(self, timestamp: float, message: str) -> str:
+        """The line for ``message`` logged at ``timestamp`` (epoch seconds)."""
+        return format_line(timestamp, message, self.clock)
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         if "\n" in message or "\r" in message:
             # Only foreign records can carry these; task lines encode names already.
             message = message.replace("\r", "\\r").replace("\n", "\\n")
-        return f"Time: {self.clock.format(record.created)} {message}"
+        return self.line(record.created, message)
 
 
 class TaskLogHandler(logging.Handler):
@@ -82,6 +85,14 @@ class TaskLogHandler(logging.Handler):
         old, self._fd, self._identity = self._fd, fd, (stat.st_dev, stat.st_ino)
         if old >= 0:
             os.close(old)
+
+    def reopen_if_moved(self) -> None:
+        """Reopen the file now if it was moved or deleted (a worker calls this before forking)."""
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self._current_fd()
+            except (OSError, TaskLogError) as exc:
+                self._report(exc)
 
     def _current_fd(self) -> int:
         if self._fd >= 0:
@@ -154,8 +165,10 @@ def open_task_log() -> logging.Logger:
     return logger
 
 
-# A page shared with forked work horses: a horse sets byte 0 once it has written its
-# line, so its parent knows whether a horse that died still owes one.
+# A page shared with forked work horses. Byte 0 tells the worker how far its horse got:
+# a horse that dies while PERFORMING still owes its line; IDLE never ran a task; LOGGED
+# wrote its own line.
+HORSE_IDLE, HORSE_PERFORMING, HORSE_LOGGED = 0, 1, 2
 _line_marker: mmap.mmap | None = None
 
 
@@ -165,6 +178,25 @@ def share_line_marker() -> mmap.mmap:
     if _line_marker is None:
         _line_marker = mmap.mmap(-1, mmap.PAGESIZE)
     return _line_marker
+
+
+def mark_horse(state: int) -> None:
+    """Record ``state`` for the worker that forked this process (no-op outside TimedWorker horses)."""
+    if _line_marker is not None:
+        _line_marker[0] = state
+
+
+_ALARM = {signal.SIGALRM}
+
+
+@contextmanager
+def alarm_deferred() -> Iterator[None]:
+    """Hold SIGALRM (RQ's job timeouts) back while a line is written; it fires right after."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 _logger: logging.Logger | None = None
@@ -219,7 +251,7 @@ def write_task_line(
         if handler is not None:
             # The same line the record path below gives, without building a LogRecord:
             # this runs once per job, and logging's machinery costs more than the write.
-            handler.write_line(f"Time: {handler.formatter.clock.format(time.time())} {fields}")  # type: ignore[union-attr]
+            handler.write_line(handler.formatter.line(time.time(), fields))  # type: ignore[union-attr]
         else:
             extra = {
                 "task_name": task_name,
@@ -232,4 +264,4 @@ def write_task_line(
             }
             logger.handle(logger.makeRecord(LOGGER_NAME, logging.INFO, __file__, 0, fields, None, None, extra=extra))
     if _line_marker is not None:
-        _line_marker[0] = 1
+        _line_marker[0] = HORSE_LOGGED

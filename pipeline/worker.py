@@ -20,7 +20,15 @@ from rq.worker import Worker
 
 from .job import TimedJob, write_execution_line
 from .line import KILLED, timezone_from_env
-from .tasklog import TaskLogError, open_task_log, share_line_marker
+from .tasklog import (
+    HORSE_IDLE,
+    HORSE_PERFORMING,
+    TaskLogError,
+    TaskLogHandler,
+    alarm_deferred,
+    open_task_log,
+    share_line_marker,
+)
 
 
 class ConfigurationError(SystemExit):
@@ -38,13 +46,21 @@ class ConfigurationError(SystemExit):
 class TimedWorker(Worker):
     """A forking ``Worker`` for ``TimedJob`` that also logs work horses that were killed.
 
-    Besides the killed-horse lines it checks at start-up that the job class is a
-    ``TimedJob`` and that the task-time log can be opened, and opens it once so every
-    horse inherits the open file instead of opening it again.
+    When it starts working it checks that the job class is a ``TimedJob`` and that the
+    task-time log can be opened, and opens it once so every horse inherits the open file.
+    Building the object alone has no side effects: RQ also builds workers just to list
+    them (``rq info``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._line_marker = share_line_marker()
+        self._log_handlers: list[TaskLogHandler] = []
+        self._horse_job: Job | None = None
+        self._horse_started = 0.0
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """Check the configuration, open the task log, then start up as ``Worker`` does."""
         job_class = self.job_class
         if not (isinstance(job_class, type) and issubclass(job_class, TimedJob)):
             name = f"{job_class.__module__}.{job_class.__qualname__}" if isinstance(job_class, type) else job_class
@@ -52,25 +68,29 @@ class TimedWorker(Worker):
             raise ConfigurationError(f"TimedWorker needs a TimedJob job class, got {name}{hint}")
         try:
             timezone_from_env()
-            open_task_log()
+            logger = open_task_log()
         except (TaskLogError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
-        self._line_marker = share_line_marker()
-        self._horse_job: Job | None = None
-        self._horse_started = 0.0
+        self._log_handlers = [h for h in logger.handlers if isinstance(h, TaskLogHandler)]
+        super().bootstrap(*args, **kwargs)
 
     def fork_work_horse(self, job: Job, queue: Any) -> None:
         """Fork the horse as ``Worker`` does, remembering the job and when it started."""
-        self._line_marker[0] = 0
+        for handler in self._log_handlers:
+            handler.reopen_if_moved()  # after log rotation the horse inherits the new file
+        self._line_marker[0] = HORSE_IDLE
         self._horse_job = job
         self._horse_started = time.perf_counter()
         super().fork_work_horse(job, queue)
 
     def wait_for_horse(self) -> tuple[int | None, int | None, Any]:
-        """Wait for the horse as ``Worker`` does; if it died without its line, write it."""
+        """Wait for the horse as ``Worker`` does; if it died inside its task, write its line."""
         pid, status, rusage = super().wait_for_horse()
         if pid:
             job, self._horse_job = self._horse_job, None
-            if job is not None and status != os.EX_OK and not self._line_marker[0]:
-                write_execution_line(job, time.perf_counter() - self._horse_started, KILLED, self.name)
+            # PERFORMING: the task started and no line was written. IDLE: it never started
+            # (RQ failed before perform), so there is no execution to log.
+            if job is not None and status != os.EX_OK and self._line_marker[0] == HORSE_PERFORMING:
+                with alarm_deferred():  # RQ's horse monitor runs under SIGALRM too
+                    write_execution_line(job, time.perf_counter() - self._horse_started, KILLED, self.name)
         return pid, status, rusage

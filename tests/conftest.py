@@ -63,6 +63,12 @@ def elasticsearch() -> Iterator[ElasticsearchTarget]:
     Never skips: a cluster that cannot be had fails the tests that need it.
     """
     if url := os.environ.get("ES_URL"):
+        if os.environ.get("TASK_TIME_TESTS_DESTRUCTIVE") != "1":
+            pytest.fail(
+                "ES_URL points the tests at a cluster they change (they delete task-time indices and templates, "
+                "and set the kibana_system and task_time_logstash passwords): set TASK_TIME_TESTS_DESTRUCTIVE=1 "
+                "to confirm it is a throwaway cluster"
+            )
         yield ElasticsearchTarget(
             url, os.environ.get("ES_USERNAME", "elastic"), os.environ.get("ES_PASSWORD", ""), cluster=None
         )

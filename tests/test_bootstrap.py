@@ -193,7 +193,12 @@ def test_dashboard_ranking_aggregations_return_the_expected_order(es: Elasticsea
             elif column["operationType"] == "percentile":
                 [value] = bucket[column_id]["values"].values()
                 assert min(times) <= value <= max(times)
-    assert paths  # every metric column maps to a bucket value
+    metric_columns = {
+        cid for cid, column in kibana_objects.lens_layer(ranking)["columns"].items() if not column["isBucketed"]
+    }
+    assert set(paths) == metric_columns  # every metric column of the table has a value in each bucket
+    for bucket in buckets:
+        assert bucket["doc_count"] and all(bucket[path.split(".")[0]] for path in paths.values() if "." in path)
 
 
 def test_wrong_credentials_are_one_line_and_exit_4(es: ElasticsearchTarget) -> None:

@@ -174,5 +174,23 @@ def test_workers_run_the_timed_classes(project: dict[str, Any]) -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["rq-task-time-worker"] == "pipeline.cli:main"
     assert (DEFAULT_WORKER_CLASS, DEFAULT_JOB_CLASS) == ("pipeline.worker.TimedWorker", "pipeline.job.TimedJob")
-    assert worker["environment"]["RQ_REDIS_URL"].startswith("redis://redis:")
+    assert worker["environment"]["RQ_REDIS_URL"].endswith("@redis:6379/0")
     assert worker["deploy"]["replicas"] >= 1
+
+
+def test_task_code_cannot_reach_the_elastic_stack(project: dict[str, Any]) -> None:
+    networks = {name: set(service["networks"]) for name, service in project["services"].items()}
+    for name in ("redis", "worker", "producer"):
+        assert networks[name] == {"queue"}, name
+    for name in ("elasticsearch", "kibana", "logstash", "bootstrap"):
+        assert networks[name] == {"elastic"}, name
+
+
+def test_redis_asks_for_the_password_the_workers_use(project: dict[str, Any]) -> None:
+    services = project["services"]
+    password = env_file()["REDIS_PASSWORD"]
+    command = services["redis"]["command"]
+    assert command[command.index("--requirepass") + 1] == password
+    for name in ("worker", "producer"):
+        assert services[name]["environment"]["RQ_REDIS_URL"] == f"redis://:{password}@redis:6379/0"
+    assert password.isalnum(), "it goes into a URL unescaped"

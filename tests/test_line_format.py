@@ -45,6 +45,8 @@ def test_empty_and_dash_names_stay_distinguishable() -> None:
 @pytest.mark.parametrize("seconds", [0.0, 1e-7, 1.9e-06, 0.052571, 3.0, 1e20, -0.002])
 def test_seconds_are_plain_decimals_with_microseconds(seconds: float) -> None:
     text = format_seconds(seconds)
+    fields = format_fields("t", seconds, wait_time=seconds)
+    assert fields == f"Task: t Task-time: {text} Wait-time: {text}"  # the line writes them the same way
     assert "e" not in text.lower()
     assert len(text.split(".")[1]) == 6
     assert float(text) == pytest.approx(seconds, abs=5e-7)
@@ -63,10 +65,12 @@ def test_line_clock_writes_milliseconds_in_its_zone_across_a_dst_change() -> Non
 
 def test_time_zone_setting() -> None:
     assert timezone_from_env({}) is UTC
-    assert timezone_from_env({"TASK_TIME_TZ": "utc"}) is UTC
+    assert timezone_from_env({"TASK_TIME_TZ": "UTC"}) is UTC
+    assert timezone_from_env({"TASK_TIME_TZ": ""}) is UTC
     assert timezone_from_env({"TASK_TIME_TZ": "Asia/Kolkata"}) == ZoneInfo("Asia/Kolkata")
-    with pytest.raises(ValueError, match="not a known IANA time zone"):
-        timezone_from_env({"TASK_TIME_TZ": "Mars/Base"})
+    for unknown in ("Mars/Base", "utc", "Z", "europe/paris"):  # Logstash's date filter would refuse these too
+        with pytest.raises(ValueError, match="not a known IANA time zone"):
+            timezone_from_env({"TASK_TIME_TZ": unknown})
 
 
 def test_an_application_s_own_handlers_receive_structured_records(redis_url: str, tmp_path: Path) -> None:

@@ -47,7 +47,12 @@ def test_golden_lines_become_the_golden_documents(pipeline: logstash.Pipeline) -
     assert len(lines) == len(expected)
     for text, wanted in zip(lines, expected, strict=True):
         event = pipeline.run(text, received=RECEIVED)
-        assert {"index": event["@metadata"]["_index"], "document": logstash.document(event)} == wanted, text
+        got = {
+            "index": event["@metadata"]["_index"],
+            "id": event["@metadata"]["_id"],
+            "document": logstash.document(event),
+        }
+        assert got == wanted, text
 
 
 def test_every_golden_line_is_kept_parsed_or_marked(pipeline: logstash.Pipeline) -> None:
@@ -197,6 +202,7 @@ def test_unparsed_lines_and_parsed_lines_go_to_their_own_indices() -> None:
     [output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
     options = output.options
     assert options["index"] == "%{[@metadata][index]}-%{+yyyy.MM.dd}"
+    assert options["document_id"] == "%{[@metadata][fingerprint]}"  # a line read twice is stored once
     assert options["action"] == "create"
     assert options["manage_template"] == "false" and options["ilm_enabled"] == "false"
     assert options["data_stream"] == "false"

@@ -23,6 +23,7 @@ from tests.support.workers import (
     TIMED_JOB,
     TIMED_WORKER,
     read_lines,
+    rq_command,
     run_burst_worker,
     start_worker,
     stop_process,
@@ -30,8 +31,9 @@ from tests.support.workers import (
     worker_env,
 )
 
-# Sleeps are measured by the worker around the task; allow scheduling noise but not more.
-TOLERANCE = 0.25
+# Sleeps are measured by the worker around the task; allow scheduling noise (the test
+# Elasticsearch may share the two cores) but not more.
+TOLERANCE = 0.5
 
 
 def only_line(log: Path) -> dict[str, object]:
@@ -109,7 +111,7 @@ def test_horse_killed_by_sigkill_gets_a_killed_line_from_its_worker(
     line = only_line(log)
     assert (line["task"], line["status"], line["job"]) == ("tests.tasks.kill_own_horse", "killed", job.id)
     assert line["worker"] == "w-killed" and line["queue"] == "default"
-    assert 0.5 <= line["task_time"] < 0.5 + 1.0  # from the fork, so it includes the horse's start-up
+    assert 0.5 <= line["task_time"] < 0.5 + 2.0  # from the fork, so it includes the horse's start-up
     assert line["wait_time"] >= 0
     assert job.get_status(refresh=True) == JobStatus.FAILED
 
@@ -119,13 +121,12 @@ def test_horse_killed_from_outside_and_stopped_horse_each_get_one_line(
 ) -> None:
     log = tmp_path / "task-time.log"
     queue = Queue("default", connection=redis)
-    pid_file = tmp_path / "horse.pid"
-    oom = queue.enqueue(tasks.sleep_and_report_pid, str(pid_file), 30)
-    stopped = queue.enqueue(tasks.sleep_and_report_pid, str(pid_file), 30)
+    oom = queue.enqueue(tasks.sleep_and_report_pid, str(tmp_path / "oom.pid"), 30)
+    stopped = queue.enqueue(tasks.sleep_and_report_pid, str(tmp_path / "stopped.pid"), 30)
     after = queue.enqueue(tasks.no_op)
     worker = start_worker(redis_url, log, "-w", TIMED_WORKER, "--job-class", TIMED_JOB, "--burst", "default")
     try:
-        for victim in (oom, stopped):
+        for victim, pid_file in ((oom, tmp_path / "oom.pid"), (stopped, tmp_path / "stopped.pid")):
             deadline = time.monotonic() + 30
             while not (pid_file.exists() and victim.get_status(refresh=True) == JobStatus.STARTED):
                 assert time.monotonic() < deadline, "horse never started"
@@ -135,7 +136,6 @@ def test_horse_killed_from_outside_and_stopped_horse_each_get_one_line(
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)  # what the OOM killer does
             else:
                 send_stop_job_command(redis, victim.id)
-            pid_file.unlink()
             wait_for_lines(log, 1 if victim is oom else 2)
         wait_for_lines(log, 3)
     finally:
@@ -282,7 +282,6 @@ def test_worker_pool_with_timed_classes(redis: Redis, redis_url: str, tmp_path: 
     lines = [parse(line) for line in read_lines(log)]
     assert sorted(line["job"] for line in lines) == sorted(job.id for job in jobs), output
     assert sorted(line["status"] for line in lines) == ["finished"] * 4 + ["killed"]
-    assert len({line["worker"] for line in lines}) >= 1
 
 
 def test_lines_continue_in_a_new_file_after_rotation(redis: Redis, redis_url: str, tmp_path: Path) -> None:
@@ -334,6 +333,7 @@ def test_launcher_runs_rq_worker_with_the_timed_classes(redis: Redis, redis_url:
     [
         (["--job-class", "pipeline.job.NoSuchJob"], "cannot import job class 'pipeline.job.NoSuchJob'"),
         (["-w", "nosuch.module.Worker"], "cannot import worker class 'nosuch.module.Worker'"),
+        (["-wnosuch.module.Worker"], "cannot import worker class 'nosuch.module.Worker'"),
         (["--job-class=tests.tasks.add"], "'tests.tasks.add' is not an RQ job class"),
     ],
 )
@@ -346,8 +346,8 @@ def test_launcher_rejects_unknown_class_paths_in_one_line(redis_url: str, args: 
         timeout=60,
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"rq-task-time-worker: {message}"] or message in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    [error] = done.stderr.strip().splitlines()
+    assert error.startswith(f"rq-task-time-worker: {message}"), error
 
 
 @pytest.mark.parametrize(
@@ -370,13 +370,38 @@ def test_timed_worker_refuses_to_start_misconfigured(
     assert message in error_lines[0]
 
 
-def test_unwritable_log_with_job_class_alone_reports_once_and_jobs_still_run(
-    redis: Redis, redis_url: str, tmp_path: Path
+@pytest.mark.parametrize(("worker_class", "reports"), [("rq.worker.SimpleWorker", 1), ("rq.worker.Worker", 3)])
+def test_unwritable_log_with_job_class_alone_is_reported_and_jobs_still_run(
+    redis: Redis, redis_url: str, tmp_path: Path, worker_class: str, reports: int
 ) -> None:
+    """Once per process: a SimpleWorker says it once, a forking Worker once per job (each
+    horse is a new process), which is why TimedWorker checks the log before it starts."""
     queue = Queue("default", connection=redis)
     jobs = [queue.enqueue(tasks.add, 1, 1) for _ in range(3)]
     env = worker_env(tmp_path / "x.log", TASK_TIME_LOG="/proc/rq-task-time/task-time.log")
-    done = run_burst_worker(redis_url, tmp_path / "x.log", worker_class="rq.worker.SimpleWorker", env=env)
+    done = run_burst_worker(redis_url, tmp_path / "x.log", worker_class=worker_class, env=env)
     assert done.returncode == 0
-    assert done.stderr.count("pipeline.task_time: cannot open the task-time log") == 1, done.stderr
+    assert done.stderr.count("pipeline.task_time: cannot open the task-time log") == reports, done.stderr
     assert all(job.return_value() == 2 for job in jobs)
+
+
+def test_listing_timed_workers_has_no_side_effects(redis: Redis, redis_url: str, tmp_path: Path) -> None:
+    """RQ builds worker objects to list them (rq info); that must neither fail nor touch the log."""
+    log = tmp_path / "never-opened" / "task-time.log"
+    worker = start_worker(
+        redis_url, tmp_path / "task-time.log", "-w", TIMED_WORKER, "--job-class", TIMED_JOB, "-n", "listed", "default"
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not redis.exists("rq:worker:listed"):
+            assert time.monotonic() < deadline, "worker never registered"
+            time.sleep(0.1)
+        env = worker_env(log, RQ_WORKER_CLASS=TIMED_WORKER)
+        done = subprocess.run(
+            rq_command(redis_url, "-W", "--raw", command="info"), env=env, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        stop_process(worker)
+    assert done.returncode == 0, done.stderr
+    assert "worker listed" in done.stdout
+    assert not log.parent.exists()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,15 +82,13 @@ class SavedObject:
 
 
 def find_assets(explicit: str | None = None) -> Path:
-    """The folder holding ``elasticsearch/`` and ``kibana/``: the option, ``TASK_TIME_ASSETS``,
-    or the checkout this package was imported from."""
-    candidates = [explicit, os.environ.get(ASSETS_ENV), str(Path(__file__).resolve().parents[2])]
-    for candidate in filter(None, candidates):
-        root = Path(candidate)
-        if (root / "elasticsearch").is_dir() and (root / "kibana").is_dir():
-            return root
-        if candidate in (explicit, os.environ.get(ASSETS_ENV)):
-            raise UsageError(f"{root} has no elasticsearch/ and kibana/ folders (from --assets or {ASSETS_ENV})")
+    """The folder holding ``elasticsearch/`` and ``kibana/``: ``explicit`` (``--assets`` or
+    ``TASK_TIME_ASSETS``), else the checkout this package was imported from."""
+    root = Path(explicit) if explicit else Path(__file__).resolve().parents[2]
+    if (root / "elasticsearch").is_dir() and (root / "kibana").is_dir():
+        return root
+    if explicit:
+        raise UsageError(f"{root} has no elasticsearch/ and kibana/ folders (from --assets or {ASSETS_ENV})")
     raise UsageError(f"cannot find the elasticsearch/ and kibana/ folders: run from a checkout or set {ASSETS_ENV}")
 
 

@@ -13,8 +13,11 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+
 from .assets import find_assets, load_elasticsearch_assets, load_saved_objects
-from .elastic import Connection, check_version, install_all
+from .elastic import Connection, check_version, describe, install_all
 from .elastic import wait_until_ready as wait_for_elasticsearch
 from .kibana import KibanaConnection, import_objects
 from .kibana import wait_until_ready as wait_for_kibana
@@ -46,24 +49,45 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
         parser.add_argument(option, default=environ.get(variable) or None, help=f"{text} [{variable}]")
     parser.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
     parser.add_argument("--skip-kibana", action="store_true", help="set up Elasticsearch only")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def check_settings(args: argparse.Namespace) -> None:
+    """Combinations and values no service needs to be asked about; raises ``UsageError``."""
     try:
         args.timeout = float(args.timeout or 300)
     except ValueError:
-        parser.error(f"--timeout must be a number of seconds, not {args.timeout!r}")
+        raise UsageError(f"--timeout must be a number of seconds, not {args.timeout!r}") from None
     if args.cloud_id and args.es_url:
-        parser.error("give --es-url or --cloud-id, not both")
-    return args
+        raise UsageError("give --es-url or --cloud-id, not both")
+    if args.api_key and args.password:
+        raise UsageError("give a password or an API key, not both")
+    if args.cloud_id and not args.kibana_url and not args.skip_kibana:
+        raise UsageError("with --cloud-id, give --kibana-url (the deployment's Kibana endpoint) or --skip-kibana")
+    if args.ca_cert and not os.path.isfile(args.ca_cert):
+        raise UsageError(f"CA certificate {args.ca_cert} does not exist")
+
+
+def warn_default_secrets(args: argparse.Namespace, reporter: Reporter) -> None:
+    """The compose stack's .env ships placeholder passwords; say so while they are still in use."""
+    secrets = {
+        "the Elasticsearch password": args.password,
+        "KIBANA_SYSTEM_PASSWORD": args.kibana_system_password,
+        "LOGSTASH_WRITER_PASSWORD": args.logstash_writer_password,
+    }
+    weak = [name for name, value in secrets.items() if value and value.startswith("changeme")]
+    if weak:
+        reporter.say("security", f"warning: {', '.join(weak)} still the .env default; change before exposing the stack")
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> None:
     """Everything bootstrap does, in order; raises ``BootstrapError`` on the first failure."""
+    check_settings(args)
     root = find_assets(args.assets)
     assets = load_elasticsearch_assets(root)
     saved_objects = [] if args.skip_kibana else load_saved_objects(root)
     username = args.username or ("elastic" if args.password else None)
-    if args.api_key and args.password:
-        raise UsageError("give a password or an API key, not both")
+    warn_default_secrets(args, reporter)
     connection = Connection(
         urls=tuple(u.strip() for u in (args.es_url or "http://localhost:9200").split(",") if u.strip()),
         cloud_id=args.cloud_id,
@@ -73,15 +97,18 @@ def run(args: argparse.Namespace, reporter: Reporter) -> None:
         ca_cert=args.ca_cert,
     )
     client = connection.client()
-    check_version(wait_for_elasticsearch(client, connection.where, args.timeout, reporter))
-    install_all(
-        client,
-        assets,
-        reporter,
-        passwords={"LOGSTASH_WRITER_PASSWORD": args.logstash_writer_password or ""},
-        kibana_system_password=args.kibana_system_password,
-        dry_run=args.dry_run,
-    )
+    try:
+        check_version(wait_for_elasticsearch(client, connection.where, args.timeout, reporter))
+        install_all(
+            client,
+            assets,
+            reporter,
+            passwords={"LOGSTASH_WRITER_PASSWORD": args.logstash_writer_password or ""},
+            kibana_system_password=args.kibana_system_password,
+            dry_run=args.dry_run,
+        )
+    except (ApiError, TransportError) as exc:  # anything the steps did not expect, still one line
+        raise describe(exc, "setting up Elasticsearch") from None
     if args.skip_kibana:
         reporter.say("kibana", "skipped (--skip-kibana)")
         return

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from elastic_transport import TransportError
 from elasticsearch import (
     ApiError,
     AuthenticationException,
@@ -23,7 +24,7 @@ from elasticsearch import (
 from elasticsearch import ConnectionError as ESConnectionError
 
 from .assets import MANAGED_BY, Asset
-from .report import AccessDenied, Rejected, Reporter, UsageError
+from .report import AccessDenied, BootstrapError, Rejected, Reporter, Unreachable, UsageError
 from .report import wait_until_ready as wait_until
 
 SERVICE = "elasticsearch"
@@ -48,6 +49,7 @@ class Connection:
         return f"cloud id {self.cloud_id.split(':')[0]}" if self.cloud_id else ", ".join(self.urls)
 
     def client(self, request_timeout: float = 30) -> Elasticsearch:
+        """A client for these settings; a setting the client refuses is a ``UsageError``."""
         auth: dict[str, Any] = {}
         if self.api_key:
             auth["api_key"] = self.api_key
@@ -56,7 +58,18 @@ class Connection:
         if self.ca_cert:
             auth["ca_certs"] = self.ca_cert
         hosts = None if self.cloud_id else list(self.urls)
-        return Elasticsearch(hosts, cloud_id=self.cloud_id, request_timeout=request_timeout, max_retries=0, **auth)
+        try:
+            # One try per node: a dead node hands the request to the next one.
+            return Elasticsearch(
+                hosts,
+                cloud_id=self.cloud_id,
+                request_timeout=request_timeout,
+                max_retries=max(0, len(self.urls) - 1),
+                retry_on_timeout=True,
+                **auth,
+            )
+        except ValueError as exc:
+            raise UsageError(f"{SERVICE}: {exc}") from None
 
 
 def _reason(exc: ApiError) -> str:
@@ -70,6 +83,15 @@ def _reason(exc: ApiError) -> str:
             reason += f" ({caused.get('type')}: {caused.get('reason')})"
         return reason
     return f"{error or exc.message}"
+
+
+def describe(exc: ApiError | TransportError, doing: str) -> BootstrapError:
+    """The one-line error for any failure of a request to Elasticsearch."""
+    if isinstance(exc, (AuthenticationException, AuthorizationException)):
+        return _denied(exc, doing)
+    if isinstance(exc, ApiError):
+        return Rejected(f"{SERVICE}: HTTP {exc.meta.status} while {doing}: {_reason(exc)}")
+    return Unreachable(f"{SERVICE}: connection failed while {doing}: {exc.message or exc}")
 
 
 def _denied(exc: ApiError, doing: str) -> AccessDenied:
@@ -124,12 +146,12 @@ def ilm_available(client: Elasticsearch) -> bool:
     try:
         client.perform_request("GET", "/_ilm/status", headers=JSON)
         return True
-    except (AuthenticationException, AuthorizationException) as exc:
-        raise _denied(exc, "checking for ILM") from None
+    except (AuthenticationException, AuthorizationException, TransportError) as exc:
+        raise describe(exc, "checking for ILM") from None
     except ApiError as exc:
         if exc.meta.status in (400, 404, 405, 410):  # "no handler found for uri [/_ilm/status]"
             return False
-        raise Rejected(f"{SERVICE}: checking for ILM failed: HTTP {exc.meta.status}: {_reason(exc)}") from None
+        raise describe(exc, "checking for ILM") from None
 
 
 @dataclass(frozen=True)
@@ -189,14 +211,14 @@ class Installer:
             return None
         except (KeyError, IndexError):
             return None
-        except (AuthenticationException, AuthorizationException) as exc:
-            raise _denied(exc, f"reading {asset.kind} {asset.name}") from None
+        except (ApiError, TransportError) as exc:
+            raise describe(exc, f"reading {asset.kind} {asset.name}") from None
 
     def _put(self, asset: Asset, body: Mapping[str, Any]) -> None:
         try:
             self.client.perform_request("PUT", _KINDS[asset.kind].path.format(asset.name), body=body, headers=JSON)
-        except (AuthenticationException, AuthorizationException) as exc:
-            raise _denied(exc, f"installing {asset.kind} {asset.name}") from None
+        except (AuthenticationException, AuthorizationException, TransportError) as exc:
+            raise describe(exc, f"installing {asset.kind} {asset.name}") from None
         except ApiError as exc:
             reason = _reason(exc)
             if asset.kind in ("role", "user") and "pattern_capture" in reason:
@@ -243,10 +265,10 @@ class Installer:
         try:
             self.client.options(basic_auth=(username, password)).security.authenticate()
             return True
-        except AuthenticationException:
+        except (AuthenticationException, NotFoundError):
             return False
-        except NotFoundError:
-            return False
+        except (ApiError, TransportError) as exc:
+            raise describe(exc, f"checking the password of {username}") from None
 
     def set_kibana_system_password(self, password: str) -> None:
         what = f"user {KIBANA_SYSTEM_USER} password"
@@ -258,10 +280,8 @@ class Installer:
                 self.client.perform_request(
                     "POST", f"/_security/user/{KIBANA_SYSTEM_USER}/_password", body={"password": password}, headers=JSON
                 )
-            except (AuthenticationException, AuthorizationException) as exc:
-                raise _denied(exc, f"setting the {KIBANA_SYSTEM_USER} password") from None
-            except ApiError as exc:
-                raise Rejected(f"{SERVICE}: setting the {KIBANA_SYSTEM_USER} password failed: {_reason(exc)}") from None
+            except (ApiError, TransportError) as exc:
+                raise describe(exc, f"setting the {KIBANA_SYSTEM_USER} password") from None
         self.reporter.outcome(SERVICE, what, "updated")
 
 

@@ -9,6 +9,7 @@ cannot slip past the tests unexamined.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -275,12 +276,18 @@ class Pipeline:
         }
         self._apply(self.sections["filter"], event)
         [output] = [p for p in plugins(self.sections["output"], "elasticsearch")]
-        index = output.options["index"]
-        index = re.sub(r"%\{\+yyyy\.MM\.dd\}", event["@timestamp"].astimezone(UTC).strftime("%Y.%m.%d"), index)
-        event.setdefault("@metadata", {})["_index"] = re.sub(
-            r"%\{(\[[^}]+\])\}", lambda m: str(_get(event, m.group(1))), index
-        )
+        metadata = event.setdefault("@metadata", {})
+        metadata["_index"] = self.sprintf(output.options["index"], event)
+        if "document_id" in output.options:
+            metadata["_id"] = self.sprintf(output.options["document_id"], event)
         return event
+
+    @staticmethod
+    def sprintf(template: str, event: dict[str, Any]) -> str:
+        """Logstash's ``%{[field]}`` and ``%{+yyyy.MM.dd}`` (of @timestamp, in UTC) references."""
+        day = event["@timestamp"].astimezone(UTC).strftime("%Y.%m.%d")
+        text = template.replace("%{+yyyy.MM.dd}", day)
+        return re.sub(r"%\{(\[[^}]+\])\}", lambda m: str(_get(event, m.group(1))), text)
 
     def _apply(self, items: list[Plugin | Conditional], event: dict[str, Any]) -> None:
         for item in items:
@@ -323,6 +330,13 @@ class Pipeline:
                 _remove(event, reference)
             return
         _tag(event, plugin.options.get("tag_on_failure", ["_dateparsefailure"]))
+
+    def _fingerprint(self, plugin: Plugin, event: dict[str, Any]) -> None:
+        known = {"id", "source", "target", "method"}
+        assert set(plugin.options) <= known, set(plugin.options) - known
+        assert plugin.options["method"] == "SHA256"
+        value = str(_get(event, plugin.options["source"]))
+        _set(event, plugin.options["target"], hashlib.sha256(value.encode()).hexdigest())
 
     def _mutate(self, plugin: Plugin, event: dict[str, Any]) -> None:
         for option, value in plugin.options.items():
