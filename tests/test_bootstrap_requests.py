@@ -287,3 +287,44 @@ def test_service_users_whose_passwords_work_are_left_unchanged(tmp_path: Path) -
     assert security_writes == []
     assert "user task_time_logstash: unchanged" in done.stdout
     assert "user kibana_system password: unchanged" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ca-cert", "/nonexistent/ca.pem"], "CA certificate /nonexistent/ca.pem does not exist"),
+        (
+            ["--cloud-id", "deployment:abc"],
+            "with --cloud-id, give --kibana-url (the deployment's Kibana endpoint) or --skip-kibana",
+        ),
+        (["--timeout", "soon"], "--timeout must be a number of seconds, not 'soon'"),
+        (["--api-key", "k", "--password", "p"], "give a password or an API key, not both"),
+    ],
+)
+def test_settings_no_service_could_fix_are_refused_at_once(args: list[str], message: str) -> None:
+    done = run_bootstrap({"PATH": "/usr/bin:/bin"}, *args)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"bootstrap: error: {message}"
+    assert "waiting" not in done.stdout
+
+
+def test_a_degraded_kibana_is_ready_enough(es: ElasticsearchTarget) -> None:
+    """Kibana often reports "degraded" on small machines while its API works."""
+
+    def respond(request: Request) -> Reply:
+        if request.path == "/api/status":
+            return reply_json(200, {"status": {"overall": {"level": "degraded"}}})
+        if request.path == "/api/saved_objects/_export":
+            return reply_json(400, {"message": "Error fetching objects to export"})
+        return import_all_created(request)
+
+    with recording_server(respond) as (url, requests):
+        done = run_bootstrap(es.bootstrap_env(KIBANA_URL=url, BOOTSTRAP_TIMEOUT="5"))
+    assert done.returncode == 0, done.stderr
+    assert f"kibana: ready at {url} (status degraded)" in done.stdout
+    assert [r.path for r in requests].count("/api/saved_objects/_import") == 1
+
+
+def test_default_passwords_are_warned_about(es: ElasticsearchTarget) -> None:
+    done = run_bootstrap(es.bootstrap_env(), "--skip-kibana", "--dry-run", "--kibana-system-password", "changeme-k")
+    assert "security: warning: KIBANA_SYSTEM_PASSWORD: still a changeme default" in done.stdout

@@ -77,7 +77,10 @@ def warn_default_secrets(args: argparse.Namespace, reporter: Reporter) -> None:
     }
     weak = [name for name, value in secrets.items() if value and value.startswith("changeme")]
     if weak:
-        reporter.say("security", f"warning: {', '.join(weak)} still the .env default; change before exposing the stack")
+        names = ", ".join(weak)
+        reporter.say(
+            "security", f"warning: {names}: still a changeme default; change it before others can reach the stack"
+        )
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> None:
