@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())
 INDEX_TEMPLATE = json.loads((REPO / "elasticsearch" / "index-templates" / "task-time.json").read_text())
 
-# Newest typeMigrationVersion Kibana 9.x knows per type, and the oldest we accept. Kibana
+# Per type: the oldest typeMigrationVersion we accept and the newest one Kibana 9.x
+# registers, read from Kibana's sources (each type's migrations and model versions, as
+# listed in its check_registered_types test) when these objects were written. Kibana
 # rejects a newer version outright (HTTP 422); without one it runs every migration since
 # 7.x, which breaks modern Lens objects. Saved searches in the flat (pre-"tabs") shape must
 # stay below 10.0.0 so Kibana's own migration turns them into tabs.
