@@ -11,6 +11,7 @@ Start it with ``rq worker -w pipeline.worker.TimedWorker --job-class pipeline.jo
 
 from __future__ import annotations
 
+import mmap
 import os
 import time
 from typing import Any
@@ -54,7 +55,7 @@ class TimedWorker(Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._line_marker = share_line_marker()
+        self._line_marker: mmap.mmap | None = None
         self._log_handlers: list[TaskLogHandler] = []
         self._horse_job: Job | None = None
         self._horse_started = 0.0
@@ -72,13 +73,14 @@ class TimedWorker(Worker):
         except (TaskLogError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
         self._log_handlers = [h for h in logger.handlers if isinstance(h, TaskLogHandler)]
+        self._line_marker = share_line_marker()  # before the first fork, so every horse shares it
         super().bootstrap(*args, **kwargs)
 
     def fork_work_horse(self, job: Job, queue: Any) -> None:
         """Fork the horse as ``Worker`` does, remembering the job and when it started."""
         for handler in self._log_handlers:
             handler.reopen_if_moved()  # after log rotation the horse inherits the new file
-        self._line_marker[0] = HORSE_IDLE
+        self._line_marker[0] = HORSE_IDLE  # type: ignore[index]
         self._horse_job = job
         self._horse_started = time.perf_counter()
         super().fork_work_horse(job, queue)
@@ -90,7 +92,8 @@ class TimedWorker(Worker):
             job, self._horse_job = self._horse_job, None
             # PERFORMING: the task started and no line was written. IDLE: it never started
             # (RQ failed before perform), so there is no execution to log.
-            if job is not None and status != os.EX_OK and self._line_marker[0] == HORSE_PERFORMING:
+            marker = self._line_marker
+            if job is not None and status != os.EX_OK and marker is not None and marker[0] == HORSE_PERFORMING:
                 with alarm_deferred():  # RQ's horse monitor runs under SIGALRM too
                     write_execution_line(job, time.perf_counter() - self._horse_started, KILLED, self.name)
         return pid, status, rusage
