@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from redis import Redis
-from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -198,7 +198,8 @@ class Monitor:
             kind, reason = classify(exc), _one_line(exc)
             self.write([error_fields(self.args.name, self.label, kind, reason)], time.time())
             if self.fault != f"{kind}: {reason}":
-                self.say(f"cannot sample Redis at {self.label} ({kind}): {reason}; retrying with backoff")
+                retry = "" if self.args.once else "; retrying with backoff"
+                self.say(f"cannot sample Redis at {self.label} ({kind}): {reason}{retry}")
             self.fault = f"{kind}: {reason}"
             return False
         if self.fault is not None:
@@ -212,8 +213,8 @@ class Monitor:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, ResponseError) and "NOPERM" in text:
-        text += " (grant the monitor's ACL user +info and read commands on rq:*)"
+    if classify(exc) == "permission":
+        text = f"NOPERM {text} (the monitor's ACL user needs +info and read commands on rq:*)"
     return text
 
 

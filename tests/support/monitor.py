@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,33 @@ def counting_client(like: Redis) -> Redis:
     client.ping()
     CountingConnection.reset()
     return client
+
+
+def start_redis(port: int, folder: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``redis-server`` on ``port`` (which the caller chose) with extra ``args``; waits until it answers."""
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if Redis(port=port).ping():
+                return process
+        except Exception:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"redis-server did not start on port {port}") from None
+            time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 10) -> tuple[Any, Any]:
+    """SIGTERM, then SIGKILL after ``timeout``; the process's output."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()
