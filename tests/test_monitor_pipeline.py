@@ -1,0 +1,172 @@
+"""The queue-monitor Logstash pipeline: golden pairs, the contract with pipeline/monitor/line.py, real lines,
+and documents bulk-created into the real cluster as the least-privilege writer."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from elasticsearch import AuthorizationException, Elasticsearch
+from redis import Redis
+from rq import Queue
+
+from pipeline.monitor import line as monitor_line
+from pipeline.monitor.cli import DEFAULT_LOG
+from pipeline.tasklog import DEFAULT_PATH as TASK_LOG
+from tests import tasks
+from tests.conftest import ElasticsearchTarget
+from tests.support import logstash
+from tests.support.monitor import CONFIG, grant_monitor, monitor_url, read_events, run_monitor
+from tests.support.queue_monitor_golden import EXPECTED, documents, golden_lines
+from tests.support.redis_server import RedisServer
+
+REPO = Path(__file__).resolve().parents[1]
+MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "queue-monitor-mappings.json").read_text())
+TEMPLATE = json.loads((REPO / "elasticsearch" / "index-templates" / "queue-monitor.json").read_text())
+
+
+def _grok() -> logstash.Plugin:
+    [grok] = logstash.plugins(logstash.load(CONFIG)["filter"], "grok")
+    return grok
+
+
+def test_golden_lines_become_the_golden_documents() -> None:
+    expected = json.loads(EXPECTED.read_text(encoding="utf-8"))
+    assert len(golden_lines()) == len(expected)
+    for text, got, wanted in zip(golden_lines(), documents(), expected, strict=True):
+        assert got == wanted, text
+
+
+def test_every_golden_line_is_kept_parsed_or_marked() -> None:
+    parsed = 0
+    for text, got in zip(golden_lines(), documents(), strict=True):
+        document = got["document"]
+        assert document["message"] == text
+        ok = "queue_monitor_unparsed" not in document.get("tags", [])
+        assert got["index"].startswith("queue-monitor-2026" if ok else "queue-monitor-unparsed-"), text
+        assert ok == ("status" in document and "timestamp" not in document), text
+        parsed += ok
+    assert parsed == 11  # the rest are malformed on purpose
+
+
+def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
+    pattern = _grok().options["match"]["message"]
+    assert pattern.startswith("^") and pattern.endswith("$"), "the grok must be anchored at both ends"
+    labels = re.findall(r"([A-Z][\w-]*): ", pattern)
+    head = [field.label for field in monitor_line.HEAD_FIELDS]
+    redis, queue, error = (
+        [field.label for field in fields]
+        for fields in (monitor_line.REDIS_FIELDS, monitor_line.QUEUE_FIELDS, monitor_line.ERROR_FIELDS)
+    )
+    # head, then "Redis:" shared by the Redis and error bodies, then the queue body, then Reason.
+    assert labels == [*head, *redis, error[1], *queue, monitor_line.REASON.label]
+    definitions = _grok().options["pattern_definitions"]
+    assert definitions["MONITOR_STATUS"].split("|") == list(monitor_line.STATUSES)
+    assert definitions["MONITOR_ERROR"].split("|") == list(monitor_line.ERRORS)
+
+
+def test_every_captured_field_is_in_the_mapping_with_the_type_its_kind_needs() -> None:
+    properties = MAPPING["template"]["mappings"]["properties"]
+    kinds = {
+        field.name: field.kind
+        for fields in (monitor_line.HEAD_FIELDS, monitor_line.REDIS_FIELDS, monitor_line.QUEUE_FIELDS)
+        for field in fields
+    } | {monitor_line.ERROR.name: monitor_line.ERROR.kind, monitor_line.REASON.name: monitor_line.REASON.kind}
+    wanted = {"count": "long", "percent": "double", "seconds": "double", "seconds-or-none": "double", "bool": "boolean"}
+    captured = re.findall(r"%\{(\w+):(\w+)(?::(\w+))?\}", _grok().options["match"]["message"])
+    assert {name for _, name, _ in captured} == set(kinds)
+    for _, name, conversion in captured:
+        if name == "timestamp":  # consumed by the date filter, then removed
+            continue
+        assert properties[name]["type"] == wanted.get(kinds[name], "keyword"), name
+        assert conversion == {"long": "int", "double": "float"}.get(properties[name]["type"], ""), name
+
+
+def test_real_monitor_lines_parse_into_the_sampled_values(
+    redis: Redis, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    grant_monitor(redis)
+    Queue("queue with spaces\tand ünïcode", connection=redis).enqueue(tasks.no_op)
+    done = run_monitor(monitor_url(redis_server.url), tmp_path / "m.log", "--once", "--name", "a name")
+    assert done.returncode == 0, done.stderr
+    redis_line, queue_line = read_events(tmp_path / "m.log")
+    assert redis_line["monitor"] == "a%20name" and redis_line["redis"] == f"127.0.0.1:{redis_server.port}/0"
+    assert isinstance(redis_line["used_memory"], int) and redis_line["used_memory"] > 100_000
+    assert redis_line["maxmemory_policy"] == "noeviction" and redis_line["suspended"] == "false"
+    assert queue_line["queue"] == "queue%20with%20spaces%09and%20ünïcode"
+    assert (queue_line["depth"], queue_line["workers"], queue_line["status"]) == (1, 0, "critical")
+    assert 0 <= queue_line["latency"] < 30
+
+
+def test_file_inputs_split_the_logs_between_the_two_pipelines() -> None:
+    [monitor_input] = logstash.plugins(logstash.load(CONFIG)["input"], "file")
+    [task_input] = logstash.plugins(logstash.load()["input"], "file")
+    monitor_paths = [logstash.substitute(path, {}) for path in monitor_input.options["path"]]
+    task_paths = [logstash.substitute(path, {}) for path in task_input.options["path"]]
+    for log, own, other in ((DEFAULT_LOG, monitor_paths, task_paths), (TASK_LOG, task_paths, monitor_paths)):
+        assert any(Path(log).match(pattern) for pattern in own), log
+        assert any(Path(log + ".1").match(pattern) for pattern in own), "rotated files must still be read"
+        assert not any(Path(log).match(pattern) or Path(log + ".1").match(pattern) for pattern in other), log
+    assert monitor_input.options["sincedb_path"] != task_input.options["sincedb_path"]
+    assert monitor_input.options["sincedb_path"].startswith("/usr/share/logstash/data/")
+    assert Path(DEFAULT_LOG).parent == Path(TASK_LOG).parent
+
+
+def test_pipelines_yml_runs_every_pipeline_file_once() -> None:
+    pipelines = yaml.safe_load((REPO / "logstash" / "config" / "pipelines.yml").read_text())
+    configs = {entry["pipeline.id"]: entry["path.config"] for entry in pipelines}
+    assert configs == {
+        path.stem: f"/usr/share/logstash/pipeline/{path.name}"
+        for path in (REPO / "logstash" / "pipeline").glob("*.conf")
+    }
+
+
+def test_output_is_the_same_writer_creating_daily_indices_the_template_covers() -> None:
+    [output] = logstash.plugins(logstash.load(CONFIG)["output"], "elasticsearch")
+    [task_output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
+    for option in ("hosts", "user", "password", "index", "document_id", "action", "manage_template", "ilm_enabled"):
+        assert output.options[option] == task_output.options[option], option
+    assert output.options["action"] == "create"
+    for index in ("queue-monitor-2026.11.22", "queue-monitor-unparsed-2026.11.22"):
+        assert any(Path(index).match(pattern) for pattern in TEMPLATE["index_patterns"])
+    assert not any(Path("task-time-2026.11.22").match(pattern) for pattern in TEMPLATE["index_patterns"])
+    role = json.loads((REPO / "elasticsearch" / "roles" / "task_time_logstash_writer.json").read_text())
+    assert any("queue-monitor-*" in entry["names"] for entry in role["indices"])
+
+
+@pytest.fixture
+def golden_documents() -> list[dict]:
+    return documents()
+
+
+def test_the_writer_bulk_creates_golden_documents_as_mapped(
+    es: ElasticsearchTarget, writer: Elasticsearch, golden_documents: list[dict]
+) -> None:
+    operations: list[dict] = []
+    for item in golden_documents:
+        operations += [{"create": {"_index": item["index"], "_id": item["id"]}}, item["document"]]
+    result = writer.bulk(operations=operations, refresh="wait_for")
+    assert not result["errors"], [i for i in result["items"] if i["create"].get("error")][:2]
+    again = writer.bulk(operations=operations[:2])  # the same line read twice is refused, not counted twice
+    assert again["items"][0]["create"]["status"] == 409
+    admin = es.client()
+    mapping = admin.indices.get_mapping(index="queue-monitor-2026.11.22")["queue-monitor-2026.11.22"]["mappings"]
+    for name, spec in MAPPING["template"]["mappings"]["properties"].items():
+        assert mapping["properties"][name] == spec, name
+    assert mapping["dynamic"] == "false"
+    critical = admin.search(
+        index="queue-monitor-*",
+        query={"bool": {"filter": [{"term": {"status": "critical"}}, {"exists": {"field": "queue"}}]}},
+    )
+    assert [hit["_source"]["queue"] for hit in critical["hits"]["hits"]] == ["default"]
+    top = admin.search(index="queue-monitor-2026.11.22", sort=[{"memory_used_pct": "desc"}], size=1)
+    assert top["hits"]["hits"][0]["_source"]["memory_used_pct"] == 100.01
+    suspended = admin.count(index="queue-monitor-2026.11.22", query={"term": {"suspended": True}})
+    assert suspended["count"] == 1
+    unparsed = admin.count(index="queue-monitor-unparsed-*")["count"]
+    assert unparsed == len(golden_documents) - 11
+    with pytest.raises(AuthorizationException):
+        writer.search(index="queue-monitor-*")
