@@ -194,7 +194,7 @@ class Monitor:
             sample = self.sample()
         except ClusterModeError:
             raise
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # whatever Redis answers, the loop goes on and says why
             kind, reason = classify(exc), _one_line(exc)
             self.write([error_fields(self.args.name, self.label, kind, reason)], time.time())
             if self.fault != f"{kind}: {reason}":
