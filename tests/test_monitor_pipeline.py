@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,20 @@ def test_the_writer_bulk_creates_golden_documents_as_mapped(
     assert unparsed == len(golden_documents) - 11
     with pytest.raises(AuthorizationException):
         writer.search(index="queue-monitor-*")
+
+
+def test_monitor_and_logstash_agree_on_the_configured_zone(
+    redis: Redis, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    grant_monitor(redis)
+    zone = {"TASK_TIME_TZ": "America/St_Johns"}  # UTC-3:30 or -2:30: no whole-hour accident
+    before = datetime.now(UTC)
+    done = run_monitor(monitor_url(redis_server.url), tmp_path / "m.log", "--once", **zone)
+    after = datetime.now(UTC)
+    assert done.returncode == 0, done.stderr
+    [text] = (tmp_path / "m.log").read_text().splitlines()
+    event = logstash.Pipeline(path=CONFIG, environ=zone).run(text)
+    assert before - timedelta(milliseconds=1) <= event["@timestamp"] <= after
+    bad = run_monitor(monitor_url(redis_server.url), tmp_path / "bad.log", "--once", TASK_TIME_TZ="Mars/Olympus")
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "Mars/Olympus" in bad.stderr
+    assert not (tmp_path / "bad.log").exists()
