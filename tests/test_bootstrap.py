@@ -63,7 +63,7 @@ def test_dry_run_reports_and_changes_nothing(es: ElasticsearchTarget) -> None:
     done = bootstrap(es, "--skip-kibana", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "index template task-time: would be created (v1)" in done.stdout
-    assert "dry run: 2 change(s) would be made" in done.stdout
+    assert "dry run: 4 change(s) would be made" in done.stdout  # task-time and queue-monitor templates
     with pytest.raises(NotFoundError):
         es.client().indices.get_index_template(name="task-time")
 
