@@ -197,10 +197,10 @@ class Monitor:
         except Exception as exc:  # whatever Redis answers, the loop goes on and says why
             kind, reason = classify(exc), _one_line(exc)
             self.write([error_fields(self.args.name, self.label, kind, reason)], time.time())
-            if self.fault != f"{kind}: {reason}":
+            if self.fault != kind:  # one stderr line per change of state, not per attempt
                 retry = "" if self.args.once else "; retrying with backoff"
                 self.say(f"cannot sample Redis at {self.label} ({kind}): {reason}{retry}")
-            self.fault = f"{kind}: {reason}"
+            self.fault = kind
             return False
         if self.fault is not None:
             self.say(f"Redis at {self.label} can be sampled again")
