@@ -22,7 +22,7 @@ from pipeline import line
 from tests.support import logstash
 from tests.support.engines import engines
 
-EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 FIRST, LAST = 0, int(datetime(2040, 1, 1, tzinfo=UTC).timestamp())  # LineClock writes times from the epoch on
 
 
