@@ -1,10 +1,11 @@
-"""Logstash's regex engine and date library, in one long-lived JVM for the whole test session.
+"""Logstash's regex engine and date library (and Elasticsearch's ILM policy parser) in one long-lived JVM.
 
     python -m tests.support.engines build     # fetch joda-time, compile the helper, print its classpath
 
 Logstash cannot run here, but the engines its grok and date filters use can: Joni (the
 regex engine, through Elasticsearch's grok library, which carries the same pattern bank)
-and Joda-Time. ``tests/support/oracle/`` holds the Java helper; it is compiled on first use
+and Joda-Time. The same helper reads ILM policies with x-pack-core's parser, as a node with
+the ILM module would. ``tests/support/oracle/`` holds the Java helper; it is compiled on first use
 (and again whenever its source or classpath changes) with the JDK the test cluster uses.
 Joni, jcodings and the grok library come from the Elasticsearch test distribution's
 ``lib/``; joda-time 2.14.0 (the version Logstash 9.5's JRuby bundles) from Maven Central,
@@ -41,6 +42,7 @@ ES_JARS = (
     "lib/elasticsearch-[0-9]*.jar",
     "lib/elasticsearch-x-content-*.jar",
     "lib/lucene-core-*.jar",
+    "lib/lucene-suggest-*.jar",
     "lib/log4j-api-*.jar",
     "modules/x-pack-core/x-pack-core-*.jar",
 )
@@ -157,6 +159,11 @@ class Engines:
         """Per text: epoch milliseconds, or Joda's reason for refusing it."""
         results = self.call([{"op": "parse", "date": date, "text": t} for t in texts])
         return [r["millis"] if "millis" in r else r["error"] for r in results]
+
+    def ilm_policy_error(self, name: str, body: str) -> str | None:
+        """Why Elasticsearch's ``PUT _ilm/policy/<name>`` would refuse ``body``, or None when it accepts it."""
+        [result] = self.call([{"op": "ilm", "name": name, "json": body}])
+        return result.get("error")
 
     def zones(self) -> list[str]:
         """Every zone id Joda-Time knows."""

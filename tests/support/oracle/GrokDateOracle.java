@@ -9,6 +9,7 @@
 //   {"op": "date", "formats": [...], "timezone": "Europe/Paris", "locale": "en"} -> {"id": n} or {"error": "..."}
 //   {"op": "parse", "date": n, "text": "..."}               -> {"millis": epoch ms} or {"error": "..."}
 //   {"op": "zones"}                                         -> {"zones": [Joda's zone ids]}
+//   {"op": "ilm", "name": "...", "json": "..."}             -> {"ok": true, ...} or {"error": "..."}
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -64,6 +65,7 @@ public final class GrokDateOracle {
             case "date": return Map.of("id", compileDate((List<?>) op.get("formats"), (String) op.get("timezone"),
                     (String) op.get("locale")));
             case "parse": return parse(dates.get(number(op.get("date"))), (String) op.get("text"));
+            case "ilm": return IlmPolicyCheck.check((String) op.get("name"), (String) op.get("json"));
             case "zones": return Map.of("zones", new ArrayList<>(DateTimeZone.getAvailableIDs()));
             default: throw new IllegalArgumentException("unknown op " + op.get("op"));
         }
