@@ -109,7 +109,15 @@ class Engines:
         java = find_java() / "bin" / "java"
         # The .conf's date filter sets no locale, so Logstash uses the JVM default: en-US as in its image.
         self.process = subprocess.Popen(
-            [str(java), "-Duser.language=en", "-Duser.country=US", "-cp", ":".join(map(str, build())), MAIN],
+            [
+                str(java),
+                "-Duser.language=en",
+                "-Duser.country=US",
+                "-Dlog4j2.statusLoggerLevel=OFF",
+                "-cp",
+                ":".join(map(str, build())),
+                MAIN,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
