@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.error
+import urllib.request
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -14,7 +19,9 @@ from elasticsearch import AuthorizationException, Elasticsearch, NotFoundError
 from pipeline.bootstrap.assets import digest
 from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support import kibana_objects, logstash
+from tests.support.recording_server import Reply, Request, recording_server, reply_json
 from tests.support.redis_server import free_port
+from tests.test_bootstrap_requests import PRODUCT, full_elasticsearch, run_bootstrap
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
@@ -88,26 +95,69 @@ def test_an_older_template_version_is_upgraded_and_a_newer_one_left_alone(es: El
     assert component(client, "task-time-mappings")["version"] == 7
 
 
-def test_retention_is_installed_with_ilm_and_reported_without(es: ElasticsearchTarget) -> None:
-    client = es.client()
-    done = bootstrap(es, "--skip-kibana")
-    assert done.returncode == 0, done.stderr
-    if has_ilm(client):
-        assert "ILM policy task-time: created" in done.stdout
-        assert component(client, "task-time-retention")["template"]["settings"]["index"]["lifecycle"]["name"] == (
-            "task-time"
+@contextmanager
+def without_ilm(target: ElasticsearchTarget) -> Iterator[str]:
+    """The cluster as one without the ILM module: ``/_ilm/`` answered as the test distribution answers it.
+
+    Every other request goes to the real cluster and its answer comes back unchanged.
+    """
+
+    def respond(request: Request) -> Reply:
+        if request.path.startswith("/_ilm/"):
+            reason = f"no handler found for uri [{request.path}] and method [{request.method}]"
+            return reply_json(400, {"error": reason}, {"X-Elastic-Product": "Elasticsearch"})
+        query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
+        forwarded = urllib.request.Request(
+            f"{target.url}{request.path}{'?' + query if query else ''}",
+            data=request.body or None,
+            method=request.method,
+            headers={k: v for k, v in request.headers.items() if k not in ("host", "content-length")},
         )
-        client.indices.create(index="task-time-2026.01.01")
-        settings = client.indices.get_settings(index="task-time-2026.01.01")["task-time-2026.01.01"]["settings"]
-        assert settings["index"]["lifecycle"]["name"] == "task-time"
-    else:
-        assert "retention: this cluster has no index lifecycle management (ILM)" in done.stdout
-        assert "ILM policy task-time: skipped (needs ILM)" in done.stdout
-        assert "component template task-time-retention: skipped (needs ILM)" in done.stdout
-        # The index template still applies: it was told the retention part may be missing.
-        client.indices.create(index="task-time-2026.01.01")
-        mapping = client.indices.get_mapping(index="task-time-2026.01.01")["task-time-2026.01.01"]["mappings"]
-        assert mapping["properties"]["task_time"] == {"type": "double"}
+        try:
+            with urllib.request.urlopen(forwarded, timeout=60) as response:
+                return response.status, dict(response.headers.items()), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers.items()), error.read()
+
+    with recording_server(respond) as (url, _):
+        yield url
+
+
+def test_retention_without_ilm_is_reported_and_the_index_template_still_applies(es: ElasticsearchTarget) -> None:
+    client = es.client()
+    if es.cluster is not None:  # what without_ilm stands for: the test distribution's own answer
+        assert not has_ilm(client)
+    with without_ilm(es) as url:
+        done = bootstrap(es, "--skip-kibana", ES_URL=url)
+    assert done.returncode == 0, done.stderr
+    assert "retention: this cluster has no index lifecycle management (ILM)" in done.stdout
+    assert "ILM policy task-time: skipped (needs ILM)" in done.stdout
+    assert "component template task-time-retention: skipped (needs ILM)" in done.stdout
+    # The index template still applies: it was told the retention part may be missing.
+    client.indices.create(index="task-time-2026.01.01")
+    mapping = client.indices.get_mapping(index="task-time-2026.01.01")["task-time-2026.01.01"]["mappings"]
+    assert mapping["properties"]["task_time"] == {"type": "double"}
+    settings = client.indices.get_settings(index="task-time-2026.01.01")["task-time-2026.01.01"]["settings"]
+    assert "lifecycle" not in settings["index"]
+
+
+def test_retention_with_ilm_puts_every_daily_index_under_the_policy() -> None:
+    """Against a recording full cluster (the test distribution has no ILM): the policy, then the
+    settings that name it, composed into the template every task-time index gets."""
+    with recording_server(full_elasticsearch({"elastic": "admin-pass"})) as (url, requests):
+        done = run_bootstrap({"PATH": "/usr/bin:/bin", "ES_URL": url, "ES_PASSWORD": "admin-pass"}, "--skip-kibana")
+    assert done.returncode == 0, done.stderr
+    assert "ILM policy task-time: created" in done.stdout and "no index lifecycle" not in done.stdout
+    puts = {r.path: r.json() for r in requests if r.method == "PUT"}
+    [policy] = [path.rsplit("/", 1)[1] for path in puts if path.startswith("/_ilm/policy/")]
+    retention = puts["/_component_template/task-time-retention"]["template"]["settings"]
+    assert retention["index"]["lifecycle"]["name"] == policy
+    template = puts["/_index_template/task-time"]
+    assert "task-time-retention" in template["composed_of"]
+    for index in ("task-time-2026.11.22", "task-time-unparsed-2026.11.22"):
+        assert any(fnmatch(index, pattern) for pattern in template["index_patterns"])
+    phases = puts[f"/_ilm/policy/{policy}"]["policy"]["phases"]
+    assert "delete" in phases and phases["delete"]["actions"] == {"delete": {}}
 
 
 def test_documents_shaped_like_parsed_lines_get_the_intended_types(es: ElasticsearchTarget) -> None:
@@ -250,24 +300,56 @@ def test_invalid_asset_json_is_a_usage_error(es: ElasticsearchTarget, tmp_path: 
     )
 
 
-def test_service_users_through_the_security_api(es: ElasticsearchTarget) -> None:
-    """The native realm needs the .security index; the integ-test zip cannot create it
-    (no analysis-common module). There bootstrap must say so in one line; on a full
-    Elasticsearch (ES_URL) it must create the users."""
-    done = bootstrap(
-        es, "--skip-kibana", LOGSTASH_WRITER_PASSWORD="writer-pass-1", KIBANA_SYSTEM_PASSWORD="kibana-pass-1"
-    )
-    if es.cluster is not None:
+def test_service_users_where_the_native_realm_cannot_store_them(es: ElasticsearchTarget) -> None:
+    """The native realm needs the .security index, which the integ-test zip cannot create (no
+    analysis-common module): bootstrap must say so in one line. The same step on a full cluster
+    is the next test's."""
+    env = {"LOGSTASH_WRITER_PASSWORD": "writer-pass-1", "KIBANA_SYSTEM_PASSWORD": "kibana-pass-1"}
+    client = es.client()
+    modules = {m["name"] for node in client.nodes.info(metric="modules")["nodes"].values() for m in node["modules"]}
+    done = bootstrap(es, "--skip-kibana", **env)
+    if "analysis-common" not in modules:
         assert done.returncode == 1
         [error] = done.stderr.strip().splitlines()
         assert error.startswith("bootstrap: error: elasticsearch: rejected role task_time_logstash_writer")
         assert "native realm" in error and "analysis-common" in error
-    else:
+    else:  # a full cluster given by ES_URL: the users are really created
         assert done.returncode == 0, done.stderr
-        again = bootstrap(
-            es, "--skip-kibana", LOGSTASH_WRITER_PASSWORD="writer-pass-1", KIBANA_SYSTEM_PASSWORD="kibana-pass-1"
-        )
-        assert "nothing changed" in again.stdout
+        assert "nothing changed" in bootstrap(es, "--skip-kibana", **env).stdout
+
+
+def test_service_users_on_a_full_cluster_are_created_once() -> None:
+    """A recording full cluster that keeps what it is sent: users and role created, then left alone."""
+    stored: dict[str, dict] = {}
+    passwords = {"elastic": "admin-pass"}
+
+    def respond(request: Request) -> Reply:
+        path = request.path
+        if path.startswith("/_security/") and request.method in ("PUT", "POST"):
+            stored[path] = request.json()
+            if path.endswith("/_password"):
+                passwords[path.split("/")[3]] = request.json()["password"]
+            elif "/user/" in path:
+                passwords[path.rsplit("/", 1)[1]] = request.json()["password"]
+            return reply_json(200, {"created": True}, PRODUCT)
+        if request.method == "GET" and path in stored:
+            body = {k: v for k, v in stored[path].items() if k != "password"}
+            return reply_json(200, {path.rsplit("/", 1)[1]: body}, PRODUCT)
+        return full_elasticsearch(passwords)(request)
+
+    env = {"PATH": "/usr/bin:/bin", "ES_PASSWORD": "admin-pass"}
+    env.update(LOGSTASH_WRITER_PASSWORD="writer-pass-1", KIBANA_SYSTEM_PASSWORD="kibana-pass-1")
+    with recording_server(respond) as (url, requests):
+        first = run_bootstrap({**env, "ES_URL": url}, "--skip-kibana")
+        count = len(requests)
+        second = run_bootstrap({**env, "ES_URL": url}, "--skip-kibana")
+        again = requests[count:]
+    assert first.returncode == 0 and second.returncode == 0, (first.stderr, second.stderr)
+    assert "role task_time_logstash_writer: created" in first.stdout
+    assert passwords["task_time_logstash"] == "writer-pass-1" and passwords["kibana_system"] == "kibana-pass-1"
+    assert [r.path for r in again if r.method in ("PUT", "POST") and "/_security/" in r.path] == []
+    assert "user task_time_logstash: unchanged" in second.stdout
+    assert "user kibana_system password: unchanged" in second.stdout
 
 
 def test_logstash_writer_can_append_task_documents_and_nothing_else(

@@ -17,9 +17,12 @@ from typing import Any
 import elasticsearch as es_client
 import pytest
 import yaml
+from rq.utils import import_attribute
 
-from pipeline.cli import DEFAULT_JOB_CLASS, DEFAULT_WORKER_CLASS
+from pipeline.cli import worker_arguments
+from pipeline.job import TimedJob
 from pipeline.tasklog import DEFAULT_PATH
+from pipeline.worker import TimedWorker
 from tests.support import logstash
 from tests.support.es_cluster import stack_version
 
@@ -173,7 +176,15 @@ def test_workers_run_the_timed_classes(project: dict[str, Any]) -> None:
     assert command[0] == "rq-task-time-worker"
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["rq-task-time-worker"] == "pipeline.cli:main"
-    assert (DEFAULT_WORKER_CLASS, DEFAULT_JOB_CLASS) == ("pipeline.worker.TimedWorker", "pipeline.job.TimedJob")
+    # The classes the worker service's command line and environment really make rq use.
+    environ = {key: str(value) for key, value in worker.get("environment", {}).items()}
+    arguments = worker_arguments(command[1:], environ)
+    chosen = {
+        flag: arguments[arguments.index(flag) + 1] if flag in arguments else environ[variable]
+        for flag, variable in (("--worker-class", "RQ_WORKER_CLASS"), ("--job-class", "RQ_JOB_CLASS"))
+    }
+    assert issubclass(import_attribute(chosen["--worker-class"]), TimedWorker)
+    assert issubclass(import_attribute(chosen["--job-class"]), TimedJob)
     assert worker["environment"]["RQ_REDIS_URL"].endswith("@redis:6379/0")
     assert worker["deploy"]["replicas"] >= 1
 

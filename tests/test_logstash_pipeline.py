@@ -1,8 +1,9 @@
 """The Logstash pipeline, as written in logstash/, applied to golden lines and to real worker lines.
 
 Logstash itself cannot run here: ``tests.support.logstash`` parses the config and applies
-its grok (through pygrok), date and mutate stages. What this proves and what it cannot is
-summed up in the README ("What is verified how").
+its grok and date stages with Logstash's own engines (Joni, Joda-Time) and its plain field
+operations in Python. What this proves and what it cannot is summed up in the README
+("What is verified how").
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import random
 import re
 from datetime import UTC, datetime, timedelta
+from hashlib import sha256
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -22,13 +24,13 @@ from rq import Queue
 from pipeline import line as line_format
 from pipeline.tasklog import DEFAULT_PATH
 from tests import tasks
-from tests.support import logstash
+from tests.conftest import ElasticsearchTarget, bootstrap
+from tests.support import golden, logstash
 from tests.support.workers import read_lines, run_burst_worker, worker_env
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = REPO / "tests" / "golden"
 MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())
-RECEIVED = datetime(2026, 11, 22, tzinfo=UTC)
+RECEIVED = golden.RECEIVED
 
 
 @pytest.fixture(scope="module")
@@ -41,27 +43,43 @@ def grok_pattern() -> str:
     return grok.options["match"]["message"]
 
 
-def test_golden_lines_become_the_golden_documents(pipeline: logstash.Pipeline) -> None:
-    lines = (GOLDEN / "task-time.log").read_text(encoding="utf-8").split("\n")[:-1]
-    expected = json.loads((GOLDEN / "task-time.expected.json").read_text(encoding="utf-8"))
-    assert len(lines) == len(expected)
-    for text, wanted in zip(lines, expected, strict=True):
-        event = pipeline.run(text, received=RECEIVED)
-        got = {
-            "index": event["@metadata"]["_index"],
-            "id": event["@metadata"]["_id"],
-            "document": logstash.document(event),
-        }
-        assert got == wanted, text
+@pytest.mark.parametrize("name", list(golden.PAIRS))
+def test_golden_lines_become_the_golden_documents(name: str) -> None:
+    """The checked-in documents are what the engines make of the lines.
+
+    After a deliberate change: ``python -m tests.support.golden --write`` and review the diff.
+    """
+    produced, wanted = golden.produce(name), golden.expected(name)
+    assert len(produced) == len(wanted) == len(golden.lines(name))
+    for text, got, expected in zip(golden.lines(name), produced, wanted, strict=True):
+        assert got == expected, text
 
 
-def test_every_golden_line_is_kept_parsed_or_marked(pipeline: logstash.Pipeline) -> None:
-    for text in (GOLDEN / "task-time.log").read_text(encoding="utf-8").split("\n")[:-1]:
-        event = pipeline.run(text, received=RECEIVED)
+@pytest.mark.parametrize("name", list(golden.PAIRS))
+def test_every_golden_line_is_kept_parsed_or_marked(name: str) -> None:
+    texts = golden.lines(name)
+    for text, event in zip(texts, logstash.Pipeline(environ=golden.PAIRS[name]).run_many(texts), strict=True):
         assert event["message"] == text
         parsed = "task_time_unparsed" not in event.get("tags", [])
         assert event["@metadata"]["_index"].startswith("task-time-" if parsed else "task-time-unparsed-")
         assert parsed == ("task_time" in event and "timestamp" not in event)
+
+
+def test_local_times_in_a_dst_gap_are_kept_unparsed_and_overlaps_read_as_the_first_pass() -> None:
+    """Joda refuses a wall time the zone skips; of a wall time it passes twice, it takes the earlier instant."""
+    paris = logstash.Pipeline(environ={"TASK_TIME_TZ": "Europe/Paris"})
+    line = "Time: {} Task: jobs.x Task-time: 1.000000"
+    gap, overlap, after = paris.run_many(
+        [
+            line.format("2026-03-29 02:30:00,000"),
+            line.format("2026-10-25 02:30:00,000"),
+            line.format("2026-03-29 03:00:00,000"),
+        ]
+    )
+    assert gap["tags"] == ["_dateparsefailure", "task_time_unparsed"] and gap["timestamp"] == "2026-03-29 02:30:00,000"
+    assert gap["@metadata"]["_index"].startswith("task-time-unparsed-")
+    assert overlap["@timestamp"] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # CEST, not CET
+    assert after["@timestamp"] == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
 
 
 def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
@@ -122,10 +140,10 @@ def test_numbers_python_writes_are_read_exactly(pipeline: logstash.Pipeline) -> 
     values = [0.0, 1e-7, 1.9e-06, 5e-324, 123456789.123456, 1e22, -0.002] + [
         rng.uniform(0, 10) ** rng.choice([1, 3, -3]) for _ in range(300)
     ]
-    for value in values:
-        for written in (str(value), line_format.format_seconds(value), str(int(value))):
-            event = pipeline.run(f"Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: {written}", received=RECEIVED)
-            assert event.get("task_time") == float(written), (written, event.get("tags"))
+    written = [text for value in values for text in (str(value), line_format.format_seconds(value), str(int(value)))]
+    events = pipeline.run_many([f"Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: {text}" for text in written])
+    for text, event in zip(written, events, strict=True):
+        assert event.get("task_time") == float(text), (text, event.get("tags"))
 
 
 def test_a_line_with_a_carriage_return_is_kept_unparsed(pipeline: logstash.Pipeline) -> None:
@@ -155,8 +173,7 @@ def test_lines_from_real_workers_parse_into_the_jobs_facts(
     written = read_lines(log)
     assert len(written) == len(jobs)
     events = {}
-    for text in written:
-        event = pipeline.run(text, received=RECEIVED)
+    for text, event in zip(written, pipeline.run_many(written, received=RECEIVED), strict=True):
         assert "tags" not in event, (text, event)
         events[event["job_id"]] = event
     for label, job in jobs.items():
@@ -198,18 +215,53 @@ def test_file_input_reads_where_the_worker_writes_and_keeps_its_place() -> None:
     assert "*.gz" in options["exclude"]
 
 
-def test_unparsed_lines_and_parsed_lines_go_to_their_own_indices() -> None:
+def test_output_names_the_daily_index_from_the_event_time_and_the_id_from_the_line(
+    pipeline: logstash.Pipeline,
+) -> None:
+    parsed_line = "Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: 1.000000"
+    paris_line = "Time: 2026-11-22 00:30:00,000 Task: jobs.x Task-time: 1.000000"  # 23:30 UTC the day before
+    unparsed_line = "Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: soon"
+    parsed, again, unparsed = pipeline.run_many([parsed_line, parsed_line, unparsed_line], received=RECEIVED)
+    assert parsed["@metadata"]["_index"] == "task-time-2026.11.21"
+    assert unparsed["@metadata"]["_index"] == "task-time-unparsed-2026.11.22"  # the day it was read
+    assert parsed["@metadata"]["_id"] == again["@metadata"]["_id"] == sha256(parsed_line.encode()).hexdigest()
+    assert unparsed["@metadata"]["_id"] != parsed["@metadata"]["_id"]
+    [paris] = logstash.Pipeline(environ={"TASK_TIME_TZ": "Europe/Paris"}).run_many([paris_line])
+    assert paris["@metadata"]["_index"] == "task-time-2026.11.21"  # days are UTC days, as Logstash's %{+...}
+
+
+def test_the_output_needs_the_writer_password_from_the_environment() -> None:
     [output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
-    options = output.options
-    assert options["index"] == "%{[@metadata][index]}-%{+yyyy.MM.dd}"
-    assert options["document_id"] == "%{[@metadata][fingerprint]}"  # a line read twice is stored once
-    assert options["action"] == "create"
-    assert options["manage_template"] == "false" and options["ilm_enabled"] == "false"
-    assert options["data_stream"] == "false"
-    assert options["password"] == "${LOGSTASH_WRITER_PASSWORD}"
-    template = json.loads((REPO / "elasticsearch" / "index-templates" / "task-time.json").read_text())
-    for index in ("task-time-2026.11.22", "task-time-unparsed-2026.11.22"):
-        assert any(Path(index).match(pattern) for pattern in template["index_patterns"])
+    with pytest.raises(KeyError, match="LOGSTASH_WRITER_PASSWORD"):
+        logstash.substitute(output.options["password"], {})
+    assert logstash.substitute(output.options["password"], {"LOGSTASH_WRITER_PASSWORD": "s3"}) == "s3"
+
+
+def test_routed_lines_land_in_templated_indices_once_on_the_real_cluster(
+    es: ElasticsearchTarget, pipeline: logstash.Pipeline
+) -> None:
+    """What the output sends, sent as it sends it: both indices get the template; a line read twice is stored once."""
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    [output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
+    texts = golden.lines("task-time")
+    events = pipeline.run_many([*texts, texts[4]], received=RECEIVED)  # the fifth line read a second time
+    operations: list[dict] = []
+    for event in events:
+        metadata = event["@metadata"]
+        operations += [{output.options["action"]: {"_index": metadata["_index"], "_id": metadata["_id"]}}]
+        operations += [logstash.document(event)]
+    client = es.client()
+    response = client.bulk(operations=operations, refresh="wait_for")
+    statuses = [item[output.options["action"]]["status"] for item in response["items"]]
+    assert statuses[-1] == 409 and set(statuses[:-1]) == {201}, response["items"][-1]
+    indices = client.indices.get_mapping(index="task-time-*")
+    routed = {event["@metadata"]["_index"] for event in events}
+    assert set(indices) == routed and any(name.startswith("task-time-unparsed-") for name in routed)
+    for name, mapping in indices.items():  # the index template matched each index by its name
+        assert mapping["mappings"]["properties"]["task_time"] == {"type": "double"}, name
+    assert client.count(index="task-time-*")["count"] == len(texts)
+    unparsed = client.count(index="task-time-unparsed-*", query={"term": {"tags": "task_time_unparsed"}})["count"]
+    assert unparsed == sum("task_time_unparsed" in event.get("tags", []) for event in events[:-1]) > 0
 
 
 def test_logstash_settings_keep_events_through_outages() -> None:
