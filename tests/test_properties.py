@@ -38,9 +38,8 @@ def write_line(
     worker: str | None = None,
 ) -> str:
     """The line ``pipeline.line`` writes for one execution (the only place these tests build lines)."""
-    return line.format_line(
-        timestamp, line.format_fields(task, seconds, queue, status, wait, job, worker), line.LineClock(tz)
-    )
+    execution = line.Execution(task, seconds, queue, status, wait, job, worker)
+    return line.format_line(timestamp, line.format_fields(execution), line.LineClock(tz))
 
 
 # Any Unicode, surrogates and control characters included; now and then very long.
