@@ -58,6 +58,12 @@ class TaskLogHandler(logging.Handler):
     it and a line is on disk (in the page cache) the moment it is logged: a SIGKILL right
     after loses nothing. Before each write the path is checked with ``stat``; when the
     file was moved or deleted (log rotation) it is reopened.
+
+    A write cut short (disk full, file size limit) leaves a fragment without a newline,
+    perhaps written by another process (a work horse writes one line and exits). So the
+    last byte of the file is read before each write, at the size that ``stat`` gave, and
+    a line that would be appended to a fragment starts with a newline: the fragment stays
+    a line of its own and no good line is ever glued to it.
     """
 
     def __init__(self, path: str | os.PathLike[str], level: int = logging.NOTSET) -> None:
@@ -65,6 +71,9 @@ class TaskLogHandler(logging.Handler):
         self.path = os.fspath(path)
         self._fd = -1
         self._identity: tuple[int, int] | None = None
+        self._readable = False
+        self._size = 0  # the file's size at the last check, to find its last byte
+        self._cut_short = False  # this process left a fragment (used when the file is not readable)
         self._reported: set[str] = set()
 
     def open(self) -> None:
@@ -73,13 +82,22 @@ class TaskLogHandler(logging.Handler):
             folder = os.path.dirname(self.path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            try:
+                # Readable too, to look at the last byte after a write was cut short.
+                fd = os.open(self.path, os.O_RDWR | flags, 0o644)
+                readable = True
+            except PermissionError:
+                fd = os.open(self.path, os.O_WRONLY | flags, 0o644)
+                readable = False
         except OSError as exc:
             raise TaskLogError(
                 f"cannot open the task-time log {self.path}: {exc.strerror or exc} (set {PATH_ENV} to a writable file)"
             ) from None
         stat = os.fstat(fd)
         old, self._fd, self._identity = self._fd, fd, (stat.st_dev, stat.st_ino)
+        self._readable = readable
+        self._size = stat.st_size
         if old >= 0:
             os.close(old)
 
@@ -96,6 +114,7 @@ class TaskLogHandler(logging.Handler):
             try:
                 stat = os.stat(self.path)
                 if (stat.st_dev, stat.st_ino) == self._identity:
+                    self._size = stat.st_size
                     return self._fd
             except FileNotFoundError:
                 pass
@@ -111,10 +130,28 @@ class TaskLogHandler(logging.Handler):
         with self.lock:  # type: ignore[union-attr]
             try:
                 fd = self._current_fd()
-                while data:
-                    data = data[os.write(fd, data) :]
+                if self._after_fragment(fd):
+                    data = b"\n" + data
+                written = os.write(fd, data)
+                while written < len(data):
+                    # Cut short: the rest would only fit if space came back meanwhile.
+                    self._cut_short = True
+                    data = data[written:]
+                    written = os.write(fd, data)
+                self._cut_short = False
             except (OSError, TaskLogError) as exc:
                 self._report(exc)
+
+    def _after_fragment(self, fd: int) -> bool:
+        """Whether the file ends in the middle of a line (a write was cut short)."""
+        if not self._readable:
+            return self._cut_short
+        if self._size == 0:
+            return False
+        try:
+            return os.pread(fd, 1, self._size - 1) not in (b"\n", b"")
+        except OSError:
+            return self._cut_short
 
     def _report(self, exc: Exception) -> None:
         # One line on stderr per distinct problem: the task itself must not fail because
