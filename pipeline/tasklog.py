@@ -60,10 +60,11 @@ class TaskLogHandler(logging.Handler):
     file was moved or deleted (log rotation) it is reopened.
 
     A write cut short (disk full, file size limit) leaves a fragment without a newline,
-    perhaps written by another process (a work horse writes one line and exits). So the
-    last byte of the file is read before each write, at the size that ``stat`` gave, and
-    a line that would be appended to a fragment starts with a newline: the fragment stays
-    a line of its own and no good line is ever glued to it.
+    perhaps written by another process (a work horse writes one line and exits). So when
+    the file's size is not where this handler's last whole line left it (another process
+    wrote, or a write failed), its last byte is read first, and a line that would be
+    appended to a fragment starts with a newline: the fragment stays a line of its own and
+    no good line is glued to it. A handler writing alone pays no extra system call.
     """
 
     def __init__(self, path: str | os.PathLike[str], level: int = logging.NOTSET) -> None:
@@ -73,6 +74,7 @@ class TaskLogHandler(logging.Handler):
         self._identity: tuple[int, int] | None = None
         self._readable = False
         self._size = 0  # the file's size at the last check, to find its last byte
+        self._end = -1  # where this handler's last whole line ended; -1: unknown
         self._cut_short = False  # this process left a fragment (used when the file is not readable)
         self._reported: set[str] = set()
 
@@ -98,6 +100,7 @@ class TaskLogHandler(logging.Handler):
         old, self._fd, self._identity = self._fd, fd, (stat.st_dev, stat.st_ino)
         self._readable = readable
         self._size = stat.st_size
+        self._end = -1
         if old >= 0:
             os.close(old)
 
@@ -130,14 +133,19 @@ class TaskLogHandler(logging.Handler):
         with self.lock:  # type: ignore[union-attr]
             try:
                 fd = self._current_fd()
-                if self._after_fragment(fd):
+                if self._size != self._end and self._after_fragment(fd):
                     data = b"\n" + data
                 written = os.write(fd, data)
-                while written < len(data):
-                    # Cut short: the rest would only fit if space came back meanwhile.
-                    self._cut_short = True
-                    data = data[written:]
-                    written = os.write(fd, data)
+                if written == len(data):
+                    self._cut_short = False
+                    # Right unless another process appended meanwhile, which only costs a check.
+                    self._end = self._size + written
+                    return
+                # Cut short: the rest only fits if space came back meanwhile.
+                self._cut_short, self._end = True, -1
+                data = data[written:]
+                while data:
+                    data = data[os.write(fd, data) :]
                 self._cut_short = False
             except (OSError, TaskLogError) as exc:
                 self._report(exc)

@@ -167,6 +167,13 @@ def plugins(items: list[Plugin | Conditional], name: str) -> Iterator[Plugin]:
                 yield from plugins(body, name)
 
 
+def line_grok(config: dict[str, list[Plugin | Conditional]] | None = None) -> Plugin:
+    """The grok that reads the whole line (``id => "task_time_line"``)."""
+    config = load() if config is None else config
+    [grok] = [p for p in plugins(config["filter"], "grok") if p.options.get("id") == "task_time_line"]
+    return grok
+
+
 # ------------------------------------------------------------------------- running
 
 _ENV = re.compile(r"\$\{(\w+)(?::([^}]*))?\}")
@@ -348,6 +355,32 @@ class Pipeline:
                     _remove(event, reference)
             else:
                 raise NotImplementedError(f"mutate option the simulator does not know: {option}")
+
+    def _truncate(self, plugin: Plugin, event: dict[str, Any]) -> None:
+        # logstash-filter-truncate: cut each string to length_bytes UTF-8 bytes, backing up
+        # to the last whole character; add_tag only when some field was cut.
+        known = {"id", "fields", "length_bytes", "add_tag"}
+        assert set(plugin.options) <= known, set(plugin.options) - known
+        limit = plugin.options["length_bytes"]
+        cut = False
+        for reference in plugin.options["fields"]:
+            value = _get(event, reference)
+            if isinstance(value, str) and len(value.encode()) > limit:
+                _set(event, reference, _cut_utf8(value, limit))
+                cut = True
+        if cut:
+            _tag(event, plugin.options.get("add_tag", []))
+
+
+def _cut_utf8(value: str, limit: int) -> str:
+    """The longest prefix of ``value`` of at most ``limit`` UTF-8 bytes that ends on a whole character."""
+    data = value.encode()
+    for length in range(limit, 0, -1):
+        try:
+            return data[:length].decode()
+        except UnicodeDecodeError:
+            continue
+    return ""
 
 
 def document(event: dict[str, Any]) -> dict[str, Any]:
