@@ -115,3 +115,11 @@ def test_the_output_silences_exactly_the_duplicate_error() -> None:
     [output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
     assert output.options["action"] == "create"
     assert output.options["silence_errors_in_log"] == ["version_conflict_engine_exception"]
+
+
+def test_the_unparsed_line_time_is_read_with_the_line_groks_own_pattern() -> None:
+    config = logstash.load()
+    [prefix] = [g for g in logstash.plugins(config["filter"], "grok") if g.options["id"] == "task_time_unparsed_time"]
+    line_patterns = logstash.line_grok(config).options["pattern_definitions"]
+    assert prefix.options["pattern_definitions"] == {"TASK_TIMESTAMP": line_patterns["TASK_TIMESTAMP"]}
+    assert logstash.line_grok(config).options["match"]["message"].startswith(prefix.options["match"]["message"])
