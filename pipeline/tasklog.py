@@ -58,6 +58,13 @@ class TaskLogHandler(logging.Handler):
     it and a line is on disk (in the page cache) the moment it is logged: a SIGKILL right
     after loses nothing. Before each write the path is checked with ``stat``; when the
     file was moved or deleted (log rotation) it is reopened.
+
+    A write cut short (disk full, file size limit) leaves a fragment without a newline,
+    perhaps written by another process (a work horse writes one line and exits). So when
+    the file's size is not where this handler's last whole line left it (another process
+    wrote, or a write failed), its last byte is read first, and a line that would be
+    appended to a fragment starts with a newline: the fragment stays a line of its own and
+    no good line is glued to it. A handler writing alone pays no extra system call.
     """
 
     def __init__(self, path: str | os.PathLike[str], level: int = logging.NOTSET) -> None:
@@ -65,6 +72,10 @@ class TaskLogHandler(logging.Handler):
         self.path = os.fspath(path)
         self._fd = -1
         self._identity: tuple[int, int] | None = None
+        self._readable = False
+        self._size = 0  # the file's size at the last check, to find its last byte
+        self._end = -1  # where this handler's last whole line ended; -1: unknown
+        self._cut_short = False  # this process left a fragment (used when the file is not readable)
         self._reported: set[str] = set()
 
     def open(self) -> None:
@@ -73,13 +84,23 @@ class TaskLogHandler(logging.Handler):
             folder = os.path.dirname(self.path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            try:
+                # Readable too, to look at the last byte after a write was cut short.
+                fd = os.open(self.path, os.O_RDWR | flags, 0o644)
+                readable = True
+            except PermissionError:
+                fd = os.open(self.path, os.O_WRONLY | flags, 0o644)
+                readable = False
         except OSError as exc:
             raise TaskLogError(
                 f"cannot open the task-time log {self.path}: {exc.strerror or exc} (set {PATH_ENV} to a writable file)"
             ) from None
         stat = os.fstat(fd)
         old, self._fd, self._identity = self._fd, fd, (stat.st_dev, stat.st_ino)
+        self._readable = readable
+        self._size = stat.st_size
+        self._end = -1
         if old >= 0:
             os.close(old)
 
@@ -96,6 +117,7 @@ class TaskLogHandler(logging.Handler):
             try:
                 stat = os.stat(self.path)
                 if (stat.st_dev, stat.st_ino) == self._identity:
+                    self._size = stat.st_size
                     return self._fd
             except FileNotFoundError:
                 pass
@@ -111,10 +133,33 @@ class TaskLogHandler(logging.Handler):
         with self.lock:  # type: ignore[union-attr]
             try:
                 fd = self._current_fd()
+                if self._size != self._end and self._after_fragment(fd):
+                    data = b"\n" + data
+                written = os.write(fd, data)
+                if written == len(data):
+                    self._cut_short = False
+                    # Right unless another process appended meanwhile, which only costs a check.
+                    self._end = self._size + written
+                    return
+                # Cut short: the rest only fits if space came back meanwhile.
+                self._cut_short, self._end = True, -1
+                data = data[written:]
                 while data:
                     data = data[os.write(fd, data) :]
+                self._cut_short = False
             except (OSError, TaskLogError) as exc:
                 self._report(exc)
+
+    def _after_fragment(self, fd: int) -> bool:
+        """Whether the file ends in the middle of a line (a write was cut short)."""
+        if not self._readable:
+            return self._cut_short
+        if self._size == 0:
+            return False
+        try:
+            return os.pread(fd, 1, self._size - 1) not in (b"\n", b"")
+        except OSError:
+            return self._cut_short
 
     def _report(self, exc: Exception) -> None:
         # One line on stderr per distinct problem: the task itself must not fail because

@@ -16,7 +16,7 @@ MAPPED_TYPE = {"name": "keyword", "seconds": "double", "status": "keyword"}
 
 
 def task_grok() -> logstash.Plugin:
-    [grok] = logstash.plugins(logstash.load()["filter"], "grok")
+    grok = logstash.line_grok()
     return grok
 
 

@@ -39,7 +39,7 @@ def pipeline() -> logstash.Pipeline:
 
 
 def grok_pattern() -> str:
-    [grok] = logstash.plugins(logstash.load()["filter"], "grok")
+    grok = logstash.line_grok()
     return grok.options["match"]["message"]
 
 
@@ -87,7 +87,7 @@ def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
     labels = re.findall(r"([A-Z][\w-]*): %\{", pattern)
     assert labels == [*line_format.REQUIRED_LABELS, *line_format.OPTIONAL_LABELS]
     assert pattern.startswith("^") and pattern.endswith("$"), "the grok must be anchored at both ends"
-    [grok] = logstash.plugins(logstash.load()["filter"], "grok")
+    grok = logstash.line_grok()
     assert grok.options["pattern_definitions"]["TASK_STATUS"].split("|") == list(line_format.STATUSES)
 
 

@@ -24,6 +24,13 @@ from tests.support.logstash_config import CONFIG, Conditional, Plugin, load, par
 
 __all__ = ["CONFIG", "Conditional", "Pipeline", "Plugin", "document", "load", "parse", "plugins", "substitute"]
 
+def line_grok(config: dict[str, list[Plugin | Conditional]] | None = None) -> Plugin:
+    """The grok that reads the whole line (``id => "task_time_line"``)."""
+    config = load() if config is None else config
+    [grok] = [p for p in plugins(config["filter"], "grok") if p.options.get("id") == "task_time_line"]
+    return grok
+
+
 # ------------------------------------------------------------------------- running
 
 _ENV = re.compile(r"\$\{(\w+)(?::([^}]*))?\}")
@@ -229,6 +236,32 @@ def _convert(text: str, conversion: str) -> Any:
         return int(text)
     assert not conversion, f"grok conversion the interpreter does not know: {conversion}"
     return text
+
+    def _truncate(self, plugin: Plugin, event: dict[str, Any]) -> None:
+        # logstash-filter-truncate: cut each string to length_bytes UTF-8 bytes, backing up
+        # to the last whole character; add_tag only when some field was cut.
+        known = {"id", "fields", "length_bytes", "add_tag"}
+        assert set(plugin.options) <= known, set(plugin.options) - known
+        limit = plugin.options["length_bytes"]
+        cut = False
+        for reference in plugin.options["fields"]:
+            value = _get(event, reference)
+            if isinstance(value, str) and len(value.encode()) > limit:
+                _set(event, reference, _cut_utf8(value, limit))
+                cut = True
+        if cut:
+            _tag(event, plugin.options.get("add_tag", []))
+
+
+def _cut_utf8(value: str, limit: int) -> str:
+    """The longest prefix of ``value`` of at most ``limit`` UTF-8 bytes that ends on a whole character."""
+    data = value.encode()
+    for length in range(limit, 0, -1):
+        try:
+            return data[:length].decode()
+        except UnicodeDecodeError:
+            continue
+    return ""
 
 
 def document(event: dict[str, Any]) -> dict[str, Any]:
