@@ -24,6 +24,7 @@ from tests.support.logstash_config import CONFIG, Conditional, Plugin, load, par
 
 __all__ = ["CONFIG", "Conditional", "Pipeline", "Plugin", "document", "load", "parse", "plugins", "substitute"]
 
+
 def line_grok(config: dict[str, list[Plugin | Conditional]] | None = None) -> Plugin:
     """The grok that reads the whole line (``id => "task_time_line"``)."""
     config = load() if config is None else config
@@ -197,7 +198,9 @@ class Pipeline:
         date = oracle.date(formats, substitute(plugin.options.get("timezone", "UTC"), self.environ))
         texts = [_get(event, source) for event in events]
         for event, text, parsed in zip(events, texts, oracle.parse(date, [str(t) for t in texts]), strict=True):
-            if text is None or isinstance(parsed, str):
+            if text is None:  # no source field: Logstash's date filter leaves the event alone
+                continue
+            if isinstance(parsed, str):
                 _tag(event, plugin.options.get("tag_on_failure", ["_dateparsefailure"]))
                 continue
             _set(event, plugin.options.get("target", "@timestamp"), _EPOCH + timedelta(milliseconds=parsed))
@@ -224,6 +227,22 @@ class Pipeline:
                 else:
                     raise NotImplementedError(f"mutate option the interpreter does not know: {option}")
 
+    def _truncate(self, plugin: Plugin, events: list[dict[str, Any]]) -> None:
+        # logstash-filter-truncate: cut each string to length_bytes UTF-8 bytes, backing up
+        # to the last whole character; add_tag only when some field was cut.
+        known = {"id", "fields", "length_bytes", "add_tag"}
+        assert set(plugin.options) <= known, set(plugin.options) - known
+        limit = plugin.options["length_bytes"]
+        for event in events:
+            cut = False
+            for reference in plugin.options["fields"]:
+                value = _get(event, reference)
+                if isinstance(value, str) and len(value.encode()) > limit:
+                    _set(event, reference, _cut_utf8(value, limit))
+                    cut = True
+            if cut:
+                _tag(event, plugin.options.get("add_tag", []))
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -236,21 +255,6 @@ def _convert(text: str, conversion: str) -> Any:
         return int(text)
     assert not conversion, f"grok conversion the interpreter does not know: {conversion}"
     return text
-
-    def _truncate(self, plugin: Plugin, event: dict[str, Any]) -> None:
-        # logstash-filter-truncate: cut each string to length_bytes UTF-8 bytes, backing up
-        # to the last whole character; add_tag only when some field was cut.
-        known = {"id", "fields", "length_bytes", "add_tag"}
-        assert set(plugin.options) <= known, set(plugin.options) - known
-        limit = plugin.options["length_bytes"]
-        cut = False
-        for reference in plugin.options["fields"]:
-            value = _get(event, reference)
-            if isinstance(value, str) and len(value.encode()) > limit:
-                _set(event, reference, _cut_utf8(value, limit))
-                cut = True
-        if cut:
-            _tag(event, plugin.options.get("add_tag", []))
 
 
 def _cut_utf8(value: str, limit: int) -> str:
