@@ -221,9 +221,12 @@ def test_output_names_the_daily_index_from_the_event_time_and_the_id_from_the_li
     parsed_line = "Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: 1.000000"
     paris_line = "Time: 2026-11-22 00:30:00,000 Task: jobs.x Task-time: 1.000000"  # 23:30 UTC the day before
     unparsed_line = "Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: soon"
-    parsed, again, unparsed = pipeline.run_many([parsed_line, parsed_line, unparsed_line], received=RECEIVED)
+    timeless_line = "Traceback (most recent call last):"
+    lines = [parsed_line, parsed_line, unparsed_line, timeless_line]
+    parsed, again, unparsed, timeless = pipeline.run_many(lines, received=RECEIVED)
     assert parsed["@metadata"]["_index"] == "task-time-2026.11.21"
-    assert unparsed["@metadata"]["_index"] == "task-time-unparsed-2026.11.22"  # the day it was read
+    assert unparsed["@metadata"]["_index"] == "task-time-unparsed-2026.11.21"  # the time it starts with
+    assert timeless["@metadata"]["_index"] == "task-time-unparsed-2026.11.22"  # no time: the day it was read
     assert parsed["@metadata"]["_id"] == again["@metadata"]["_id"] == sha256(parsed_line.encode()).hexdigest()
     assert unparsed["@metadata"]["_id"] != parsed["@metadata"]["_id"]
     [paris] = logstash.Pipeline(environ={"TASK_TIME_TZ": "Europe/Paris"}).run_many([paris_line])
