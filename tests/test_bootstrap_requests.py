@@ -1,10 +1,10 @@
-"""The requests bootstrap sends where the real service cannot be had here.
+"""The requests bootstrap sends to Kibana, and to a full Elasticsearch's ILM and security APIs.
 
-Kibana cannot run on these machines, and the integ-test Elasticsearch has neither ILM
-nor a working native realm. These tests check the *requests* bootstrap sends for those
-paths against a loopback server that records them; they do not claim that Kibana or a
-full Elasticsearch accepts them (the README says what is verified how). The Elasticsearch
-half of the Kibana tests is the real test cluster.
+The tests run no Kibana, and the integ-test Elasticsearch has neither ILM nor a working
+native realm. These tests check the *requests* bootstrap sends for those paths against a
+loopback server that records them; they do not claim that Kibana or a full Elasticsearch
+accepts them (the README says what is verified how). The Elasticsearch half of the
+Kibana tests is the real test cluster.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bootstrap.assets import digest, load_elasticsearch_assets, load_saved_objects
-from pipeline.bootstrap.elastic import body_with_marker
-from pipeline.bootstrap.kibana import IMPORT_FILENAME, marked
+from pipeline.bootstrap.assets import digest, load_elasticsearch_assets
+from pipeline.bootstrap.install import body_with_marker
+from pipeline.bootstrap.kibana import IMPORT_FILENAME
+from pipeline.bootstrap.saved_objects import ENCODED_ATTRIBUTES, load_saved_objects, marked
 from tests.conftest import ElasticsearchTarget
 from tests.support.recording_server import Reply, Request, recording_server, reply_json
 
@@ -61,6 +63,11 @@ def kibana(stored: dict[tuple[str, str], dict] | None = None, import_reply: Call
             wanted = [(o["type"], o["id"]) for o in request.json()["objects"]]
             if any(key not in stored for key in wanted):  # what Kibana does for a missing object
                 return reply_json(400, {"statusCode": 400, "message": "Error fetching objects to export"})
+            if request.json().get("includeReferencesDeep"):
+                for key in wanted:  # grows while it is walked: references of references
+                    wanted += [
+                        (r["type"], r["id"]) for r in stored[key]["references"] if (r["type"], r["id"]) not in wanted
+                    ]
             lines = [json.dumps(stored[key]) for key in wanted] + [json.dumps({"exportedCount": len(wanted)})]
             return 200, {"Content-Type": "application/ndjson"}, "\n".join(lines).encode()
         if request.path == "/api/saved_objects/_import" and import_reply:
@@ -92,6 +99,13 @@ def test_first_import_sends_every_object_once_as_kibana_expects(es: Elasticsearc
     sent = [json.loads(line) for line in content.decode().splitlines()]
     assert sent == [marked(saved) for saved in SAVED]
     for saved, body in zip(SAVED, sent, strict=True):
+        for dotted in ENCODED_ATTRIBUTES.get(body["type"], ()):  # nested JSON goes to Kibana as JSON text
+            *parents, last = dotted.split(".")
+            holder = body["attributes"]
+            for key in parents:
+                holder = holder.get(key, {})
+            if last in holder:
+                assert isinstance(holder[last], str) and ": " not in holder[last][:40], (saved.key, dotted)
         if body["type"] != "index-pattern":
             assert body["attributes"]["description"].endswith(f"[rq-task-time {saved.digest}]")
         assert {k: v for k, v in body.items() if k != "attributes"} == {
@@ -123,6 +137,76 @@ def test_objects_kibana_already_holds_are_reported_unchanged_and_not_imported(es
     assert not [r for r in requests if r.path == "/api/saved_objects/_import"]
     assert "bootstrap: done: nothing changed" in done.stdout
     assert done.stdout.count(": unchanged") >= len(SAVED)
+
+
+def as_kibana_exports(body: dict) -> dict:
+    """An imported object as Kibana's export returns it: with its bookkeeping fields."""
+    return {
+        **body,
+        "updated_at": "2026-11-22T07:00:00.000Z",
+        "created_at": "2026-11-22T07:00:00.000Z",
+        "version": "WzEsMV0=",
+    }
+
+
+def test_export_to_files_and_import_again_is_a_fixed_point(es: ElasticsearchTarget, tmp_path: Path) -> None:
+    """Kibana holds what bootstrap imported; ``export`` writes the very files it came from, and
+    importing those files sends the very objects Kibana holds."""
+    stored = {saved.key: as_kibana_exports(marked(saved)) for saved in SAVED}
+    assets = tmp_path / "assets"
+    shutil.copytree(REPO / "elasticsearch", assets / "elasticsearch")
+    (assets / "kibana").mkdir(parents=True)
+    env = {"PATH": "/usr/bin:/bin", "ES_PASSWORD": "unused"}
+    objects = [
+        f"--object={t}:{i}"
+        for t, i in (("dashboard", "task-time-overview"), *[s.key for s in SAVED if s.key[0] == "search"])
+    ]
+    with kibana(stored=stored) as (url, requests):
+        done = run_bootstrap({**env, "KIBANA_URL": url}, "export", "--assets", str(assets), *objects)
+    assert done.returncode == 0, done.stderr
+    exports = [r.json() for r in requests if r.path == "/api/saved_objects/_export"]
+    assert any(e["includeReferencesDeep"] for e in exports)
+    written = sorted(p.relative_to(assets) for p in (assets / "kibana").rglob("*.json"))
+    assert written == sorted(s.path.relative_to(REPO) for s in SAVED)  # the lens and data view came as references
+    for saved in SAVED:
+        assert (assets / saved.path.relative_to(REPO)).read_bytes() == saved.path.read_bytes(), saved.path
+
+    gone = run_bootstrap({**env, "KIBANA_URL": url}, "export", "--assets", str(assets), "--timeout", "2")
+    assert gone.returncode == 3 and len(gone.stderr.splitlines()) == 1  # Kibana stopped: files left as they were
+    for saved in SAVED:
+        assert (assets / saved.path.relative_to(REPO)).read_bytes() == saved.path.read_bytes(), saved.path
+
+    with kibana(import_reply=import_all_created) as (url, requests):
+        imported = run_bootstrap(es.bootstrap_env(KIBANA_URL=url), "--kibana-only", "--assets", str(assets))
+    assert imported.returncode == 0, imported.stderr
+    [request] = [r for r in requests if r.path == "/api/saved_objects/_import"]
+    sent = [json.loads(line) for line in multipart_file(request)[2].decode().splitlines()]
+    assert {(o["type"], o["id"]): o for o in sent} == {saved.key: marked(saved) for saved in SAVED}
+    assert sent == [
+        {k: v for k, v in stored[(o["type"], o["id"])].items() if k not in ("updated_at", "created_at", "version")}
+        for o in sent
+    ]
+
+
+def test_an_object_edited_in_kibana_exports_as_a_readable_diff(tmp_path: Path) -> None:
+    stored = {saved.key: as_kibana_exports(marked(saved)) for saved in SAVED}
+    dashboard = stored[("dashboard", "task-time-overview")]["attributes"]
+    panels = json.loads(dashboard["panelsJSON"])
+    panels[0]["gridData"]["h"] = 20
+    dashboard["panelsJSON"] = json.dumps(panels, separators=(",", ":"))
+    dashboard["description"] = "Edited in Kibana"
+    assets = tmp_path / "assets"
+    shutil.copytree(REPO / "elasticsearch", assets / "elasticsearch")
+    shutil.copytree(REPO / "kibana", assets / "kibana")
+    with kibana(stored=stored) as (url, _):
+        done = run_bootstrap({"PATH": "/usr/bin:/bin", "KIBANA_URL": url}, "export", "--assets", str(assets))
+    assert done.returncode == 0, done.stderr
+    assert "kibana: dashboard task-time-overview -> kibana/dashboard/task-time-overview.json: updated" in done.stdout
+    assert "kibana: search task-time-slowest -> kibana/search/task-time-slowest.json: unchanged" in done.stdout
+    path = "kibana/dashboard/task-time-overview.json"
+    before, after = (REPO / path).read_text().splitlines(), (assets / path).read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert sorted(b.strip() for _, b in changed) == ['"description": "Edited in Kibana",', '"h": 20,']
 
 
 def test_only_changed_and_missing_objects_are_imported(es: ElasticsearchTarget) -> None:
@@ -241,7 +325,7 @@ def test_full_cluster_gets_retention_users_and_templates_in_order(tmp_path: Path
     assert writes == [
         ("PUT", "/_security/role/task_time_logstash_writer"),
         ("PUT", "/_security/user/task_time_logstash"),
-        ("POST", "/_security/user/kibana_system/_password"),
+        ("PUT", "/_security/user/kibana_system/_password"),
         ("PUT", "/_ilm/policy/task-time"),
         ("PUT", "/_component_template/task-time-mappings"),
         ("PUT", "/_component_template/task-time-retention"),
