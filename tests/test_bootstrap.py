@@ -132,7 +132,7 @@ def test_documents_shaped_like_parsed_lines_get_the_intended_types(es: Elasticse
     assert sorted(hit["_source"]["task_time"] for hit in hits) == [61.0, 12345.678901]
 
 
-def test_slowest_tasks_search_from_the_ndjson_returns_descending_task_time(es: ElasticsearchTarget) -> None:
+def test_slowest_tasks_search_from_the_object_files_returns_descending_task_time(es: ElasticsearchTarget) -> None:
     assert bootstrap(es, "--skip-kibana").returncode == 0
     client = es.client()
     index_documents(client, golden_documents())
@@ -236,6 +236,45 @@ def test_a_template_elasticsearch_rejects_names_its_file_and_reason(es: Elastics
         "does not exist. It might have been created within a future version or requires a plugin to be installed. "
         "Check the documentation."
     )
+
+
+def test_a_rejected_index_template_says_what_is_installed_and_a_rerun_converges(
+    es: ElasticsearchTarget, tmp_path: Path
+) -> None:
+    assets = tmp_path / "assets"
+    shutil.copytree(REPO / "elasticsearch", assets / "elasticsearch")
+    shutil.copytree(REPO / "kibana", assets / "kibana")
+    path = assets / "elasticsearch" / "index-templates" / "task-time.json"
+    good = path.read_text()
+    broken = json.loads(good)
+    broken["template"] = {"settings": {"index": {"number_of_shards": "many"}}}
+    path.write_text(json.dumps(broken))
+    done = bootstrap(es, "--skip-kibana", "--assets", str(assets))
+    assert done.returncode == 1
+    [error] = done.stderr.strip().splitlines()
+    assert error.startswith("bootstrap: error: elasticsearch: rejected index template task-time from ")
+    assert "number_of_shards" in error
+    client = es.client()
+    installed = [
+        name for name in ("task-time-mappings", "task-time-retention") if f"template {name}: created" in done.stdout
+    ]
+    assert "task-time-mappings" in installed
+    assert error.endswith(
+        "; installed by this run and left in place: "
+        + ", ".join(f"component template {name}" for name in installed)
+        + "; fix the file and run bootstrap again to install the rest"
+    )
+    for name in installed:  # the message tells the truth
+        assert component(client, name)["_meta"]["managed_by"] == "rq-task-time"
+    with pytest.raises(NotFoundError):
+        client.indices.get_index_template(name="task-time")
+
+    path.write_text(good)
+    rerun = bootstrap(es, "--skip-kibana", "--assets", str(assets))
+    assert rerun.returncode == 0, rerun.stderr
+    assert "index template task-time: created (v1)" in rerun.stdout
+    assert "component template task-time-mappings: unchanged (v1)" in rerun.stdout
+    assert "nothing changed" in bootstrap(es, "--skip-kibana", "--assets", str(assets)).stdout
 
 
 def test_invalid_asset_json_is_a_usage_error(es: ElasticsearchTarget, tmp_path: Path) -> None:
