@@ -318,13 +318,16 @@ def test_full_cluster_gets_retention_users_and_templates_in_order(tmp_path: Path
             "ES_PASSWORD": "admin-pass",
             "LOGSTASH_WRITER_PASSWORD": "writer-pass",
             "KIBANA_SYSTEM_PASSWORD": "kibana-pass",
+            "KIBANA_VIEWER_PASSWORD": "viewer-pass",
         }
         done = run_bootstrap(env, "--skip-kibana")
     assert done.returncode == 0, done.stderr
     writes = [(r.method, r.path) for r in requests if r.method in ("PUT", "POST")]
     assert writes == [
         ("PUT", "/_security/role/task_time_logstash_writer"),
+        ("PUT", "/_security/role/task_time_viewer"),
         ("PUT", "/_security/user/task_time_logstash"),
+        ("PUT", "/_security/user/task_time_viewer"),
         ("PUT", "/_security/user/kibana_system/_password"),
         ("PUT", "/_ilm/policy/task-time"),
         ("PUT", "/_component_template/task-time-mappings"),
@@ -342,10 +345,20 @@ def test_full_cluster_gets_retention_users_and_templates_in_order(tmp_path: Path
         }[kind].format(name)
         expected = body_with_marker(asset)
         if kind == "user":
-            expected["password"] = "writer-pass"
+            expected["password"] = {"task_time_logstash": "writer-pass", "task_time_viewer": "viewer-pass"}[name]
         assert bodies[path] == expected, path
         assert digest(asset.body) == asset.digest
     assert bodies["/_security/user/kibana_system/_password"] == {"password": "kibana-pass"}
+    viewer = bodies["/_security/role/task_time_viewer"]
+    assert viewer["indices"] == [{"names": ["task-time-*"], "privileges": ["read", "view_index_metadata"]}]
+    assert viewer["cluster"] == []
+    [kibana_privileges] = viewer["applications"]  # Kibana 9's feature privileges, read-only, default space
+    assert kibana_privileges == {
+        "application": "kibana-.kibana",
+        "privileges": ["feature_discover_v2.read", "feature_dashboard_v2.read", "feature_visualize_v2.read"],
+        "resources": ["space:default"],
+    }
+    assert bodies["/_security/user/task_time_viewer"]["roles"] == ["task_time_viewer"]
     assert "retention" not in done.stdout.split("ILM policy")[0]  # no "no ILM" report on a cluster with ILM
     assert "ILM policy task-time: created" in done.stdout
 
@@ -371,6 +384,8 @@ def test_service_users_whose_passwords_work_are_left_unchanged(tmp_path: Path) -
     assert security_writes == []
     assert "user task_time_logstash: unchanged" in done.stdout
     assert "user kibana_system password: unchanged" in done.stdout
+    assert "role task_time_viewer: skipped (none of its users is being created)" in done.stdout
+    assert "user task_time_viewer: skipped (KIBANA_VIEWER_PASSWORD not set)" in done.stdout
 
 
 @pytest.mark.parametrize(

@@ -167,14 +167,19 @@ class Installer:
 
 
 def install_security(installer: Installer, security: list[Asset], passwords: Mapping[str, str]) -> None:
-    """Roles, then each user whose password variable is set."""
-    for asset in security:
-        if asset.kind == "role":
+    """Each user whose password variable is set, after the roles those users have."""
+    users = [a for a in security if a.kind == "user"]
+    password_of = {u.name: passwords.get(str(u.body.get("metadata", {}).get("password_from") or "")) for u in users}
+    needed = {role for u in users if password_of[u.name] for role in u.body.get("roles", [])}
+    for asset in (a for a in security if a.kind == "role"):
+        if asset.name in needed:
             installer.install(asset)
-            continue
-        variable = asset.body.get("metadata", {}).get("password_from")
-        password = passwords.get(str(variable)) if variable else None
+        else:
+            installer.reporter.outcome(SERVICE, f"role {asset.name}", "skipped", "none of its users is being created")
+    for asset in users:
+        password = password_of[asset.name]
         if not password:
+            variable = asset.body.get("metadata", {}).get("password_from")
             installer.reporter.outcome(SERVICE, f"user {asset.name}", "skipped", f"{variable} not set")
             continue
         ok = installer.authenticates(asset.name, password)
