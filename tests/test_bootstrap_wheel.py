@@ -9,6 +9,7 @@ cluster. The new environment gets its dependencies from the environment running 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -30,8 +31,13 @@ def run(*args: str | Path, env: dict[str, str] | None = None, **kwargs) -> subpr
 
 
 def test_installed_wheel_bootstraps_from_any_folder(es: ElasticsearchTarget, tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", dist, REPO)
+    source, dist = tmp_path / "source", tmp_path / "dist"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):  # what the worker image builds from, nothing else
+        shutil.copy(REPO / name, source / name)
+    for folder in ("pipeline", "elasticsearch", "kibana"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", dist, source)
     [wheel] = dist.glob("rq_task_time-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for source in [*REPO.glob("elasticsearch/*/*.json"), *REPO.glob("kibana/*/*.json")]:
