@@ -12,8 +12,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from elastic_transport import NodeConfig, SerializationError, Transport, TransportError
-from elastic_transport._serializer import DEFAULT_SERIALIZERS, Serializer
+from elastic_transport import (
+    JsonSerializer,
+    NodeConfig,
+    SerializationError,
+    Serializer,
+    Transport,
+    TransportError,
+)
 from elastic_transport.client_utils import basic_auth_to_header
 
 from .assets import MANAGED_BY
@@ -73,7 +79,7 @@ class KibanaClient:
             request_timeout=60,
         )
         serializers = {
-            **DEFAULT_SERIALIZERS,
+            "application/json": JsonSerializer(),
             "application/ndjson": _NdjsonLines(),
             "multipart/*": _Raw(),
             "text/*": _Raw(),
