@@ -1,6 +1,7 @@
 """The wheel carries the templates and saved objects: installed anywhere, bootstrap finds them.
 
-The wheel is built from the checkout with pip (its own isolated build), installed into a
+An sdist is built from what the worker image copies (``python -m build``), the wheel from
+that sdist (pip, isolated build), so both carry the files. The wheel is installed into a
 fresh virtual environment, and run from an empty temporary folder against the real test
 cluster. The new environment gets its dependencies from the environment running the tests
 (a ``.pth`` line), never the checkout.
@@ -37,7 +38,9 @@ def test_installed_wheel_bootstraps_from_any_folder(es: ElasticsearchTarget, tmp
         shutil.copy(REPO / name, source / name)
     for folder in ("pipeline", "elasticsearch", "kibana"):
         shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", dist, source)
+    run(sys.executable, "-m", "build", "--sdist", "--outdir", dist, source)
+    [sdist] = dist.glob("rq_task_time-*.tar.gz")
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", dist, sdist)
     [wheel] = dist.glob("rq_task_time-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for source in [*REPO.glob("elasticsearch/*/*.json"), *REPO.glob("kibana/*/*.json")]:
