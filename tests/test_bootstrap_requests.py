@@ -26,6 +26,7 @@ from pipeline.bootstrap.kibana import IMPORT_FILENAME
 from pipeline.bootstrap.saved_objects import ENCODED_ATTRIBUTES, load_saved_objects, marked
 from tests.conftest import ElasticsearchTarget
 from tests.support.recording_server import Reply, Request, recording_server, reply_json
+from tests.support.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SAVED = load_saved_objects(REPO)
@@ -398,6 +399,8 @@ def test_service_users_whose_passwords_work_are_left_unchanged(tmp_path: Path) -
         ),
         (["--timeout", "soon"], "--timeout must be a number of seconds, not 'soon'"),
         (["--api-key", "k", "--password", "p"], "give a password or an API key, not both"),
+        (["--kibana-url", "kibana:5601"], "--kibana-url must be an http:// or https:// URL, not 'kibana:5601'"),
+        (["export", "--dry-run"], "export takes neither --skip-kibana nor --dry-run"),
     ],
 )
 def test_settings_no_service_could_fix_are_refused_at_once(args: list[str], message: str) -> None:
@@ -405,6 +408,15 @@ def test_settings_no_service_could_fix_are_refused_at_once(args: list[str], mess
     assert done.returncode == 2
     assert done.stderr.strip() == f"bootstrap: error: {message}"
     assert "waiting" not in done.stdout
+
+
+def test_kibana_only_never_contacts_elasticsearch() -> None:
+    with kibana(import_reply=import_all_created) as (url, requests):
+        env = {"PATH": "/usr/bin:/bin", "ES_URL": f"http://127.0.0.1:{free_port()}", "KIBANA_URL": url}
+        done = run_bootstrap(env, "--kibana-only", "--timeout", "5")
+    assert done.returncode == 0, done.stderr
+    assert "elasticsearch" not in done.stdout
+    assert [r.path for r in requests].count("/api/saved_objects/_import") == 1
 
 
 def test_a_degraded_kibana_is_ready_enough(es: ElasticsearchTarget) -> None:

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError
@@ -86,6 +87,8 @@ def check_settings(args: argparse.Namespace) -> None:
         raise UsageError("export takes neither --skip-kibana nor --dry-run")
     if args.cloud_id and not args.kibana_url and not args.skip_kibana:
         raise UsageError("with --cloud-id, give --kibana-url (the deployment's Kibana endpoint) or --skip-kibana")
+    if args.kibana_url and urlsplit(args.kibana_url).scheme not in ("http", "https"):
+        raise UsageError(f"--kibana-url must be an http:// or https:// URL, not {args.kibana_url!r}")
     if args.ca_cert and not os.path.isfile(args.ca_cert):
         raise UsageError(f"CA certificate {args.ca_cert} does not exist")
 
