@@ -124,6 +124,17 @@ def test_https_on_a_plain_http_port_gives_the_whole_reason_at_once() -> None:
     ]
 
 
+def test_https_on_a_plain_http_kibana_port_gives_the_whole_reason_at_once() -> None:
+    with recording_server(html_page(200)) as (url, _):
+        https = url.replace("http://", "https://")
+        done = run_bootstrap("--kibana-only", "--timeout", "60", KIBANA_URL=https)
+    assert done.returncode == 3
+    assert done.stderr.splitlines() == [
+        f"bootstrap: error: kibana: cannot connect to {https}: TLS handshake failed: wrong version number "
+        "(does the port speak plain HTTP? then use http://)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("sig", "code", "line"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")]
 )

@@ -23,6 +23,7 @@ from .kibana_client import KibanaClient, auth_header
 from .report import (
     AccessDenied,
     BootstrapError,
+    HandshakeFailed,
     Rejected,
     Reporter,
     Unreachable,
@@ -133,7 +134,7 @@ def wait_for_cluster_health(client: Elasticsearch, where: str, timeout: float, r
         except UnsupportedProductError:
             raise _not_elasticsearch(where) from None
         except TlsError as exc:
-            raise Unreachable(f"{SERVICE}: cannot connect to {where}: {connection_reason(exc)}") from None
+            raise HandshakeFailed(f"{SERVICE}: cannot connect to {where}: {connection_reason(exc)}") from None
         except ESConnectionError as exc:
             return connection_reason(exc)
         except ApiError as exc:

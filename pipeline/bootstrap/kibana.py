@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .kibana_client import SERVICE, KibanaClient, check_auth, message
-from .report import Rejected, Reporter, Unreachable, UsageError, wait_for
+from .report import HandshakeFailed, Rejected, Reporter, Unreachable, UsageError, wait_for
 from .saved_objects import MARKER, SavedObject, decode, marked, write_object
 
 IMPORT_FILENAME = "rq-task-time.ndjson"
@@ -30,6 +30,8 @@ def wait_for_kibana_status(kibana: KibanaClient, timeout: float, reporter: Repor
     def probe() -> str | None:
         try:
             status, body = kibana.request("GET", "/api/status", timeout=10)
+        except HandshakeFailed:
+            raise
         except Unreachable as exc:
             return str(exc).rsplit(": ", 1)[-1]
         check_auth(status, body, "waiting for Kibana")

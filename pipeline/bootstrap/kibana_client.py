@@ -17,13 +17,14 @@ from elastic_transport import (
     NodeConfig,
     SerializationError,
     Serializer,
+    TlsError,
     Transport,
     TransportError,
 )
 from elastic_transport.client_utils import basic_auth_to_header
 
 from .assets import MANAGED_BY
-from .report import AccessDenied, Unreachable, UsageError, connection_reason
+from .report import AccessDenied, HandshakeFailed, Unreachable, UsageError, connection_reason
 
 SERVICE = "kibana"
 
@@ -105,6 +106,8 @@ class KibanaClient:
             response = self.transport.perform_request(
                 method, path, body=body, headers=headers, request_timeout=timeout if timeout else 60
             )
+        except TlsError as exc:
+            raise HandshakeFailed(f"{SERVICE}: cannot connect to {self.url}: {connection_reason(exc)}") from None
         except SerializationError as exc:
             raise Unreachable(
                 f"{SERVICE}: {self.url} answered with something that is not Kibana's API: {exc}"

@@ -35,6 +35,10 @@ class Unreachable(BootstrapError):
     exit_code = 3
 
 
+class HandshakeFailed(Unreachable):
+    """TLS failed (e.g. ``https://`` on a plain-HTTP port): waiting cannot fix it."""
+
+
 class AccessDenied(BootstrapError):
     """Wrong credentials (401) or missing privileges (403)."""
 
