@@ -40,14 +40,19 @@ _OPTIONS = (
     ("--logstash-writer-password", "LOGSTASH_WRITER_PASSWORD", "create Logstash's writer user with this password"),
     ("--kibana-viewer-password", "KIBANA_VIEWER_PASSWORD", "create the read-only dashboard user with this password"),
     ("--timeout", "BOOTSTRAP_TIMEOUT", "seconds to wait for each service to be ready (default 300)"),
-    ("--assets", "TASK_TIME_ASSETS", "folder holding elasticsearch/ and kibana/ (default: this checkout)"),
+    (
+        "--assets",
+        "TASK_TIME_ASSETS",
+        "folder holding elasticsearch/ and kibana/ (default: this checkout, else the package's copy)",
+    ),
 )
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.bootstrap",
-        description="Install the task-time index templates, service users and Kibana saved objects.",
+        description="Install the task-time index templates, service users and Kibana saved objects, "
+        "or export the saved objects from Kibana into kibana/<type>/<id>.json.",
         epilog=__doc__.split("\n\n", 1)[1],
     )
     for option, variable, text in _OPTIONS:
