@@ -6,10 +6,8 @@ import json
 import shutil
 import urllib.error
 import urllib.request
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -18,13 +16,14 @@ from elasticsearch import AuthorizationException, Elasticsearch, NotFoundError
 
 from pipeline.bootstrap.assets import digest
 from tests.conftest import ElasticsearchTarget, bootstrap
-from tests.support import kibana_objects, logstash
+from tests.support import logstash
+from tests.support.documents import golden_documents, index_documents
+from tests.support.recording_kibana import run_bootstrap
 from tests.support.recording_server import Reply, Request, recording_server, reply_json
 from tests.support.redis_server import free_port
-from tests.test_bootstrap_requests import PRODUCT, full_elasticsearch, run_bootstrap
+from tests.test_bootstrap_requests import PRODUCT, full_elasticsearch
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = REPO / "tests" / "golden"
 
 
 def has_ilm(client: Elasticsearch) -> bool:
@@ -33,19 +32,6 @@ def has_ilm(client: Elasticsearch) -> bool:
 
 def component(client: Elasticsearch, name: str) -> dict:
     return client.cluster.get_component_template(name=name)["component_templates"][0]["component_template"]
-
-
-def index_documents(client: Elasticsearch, documents: list[tuple[str, dict]]) -> None:
-    operations = []
-    for index, document in documents:
-        operations += [{"create": {"_index": index}}, document]
-    response = client.bulk(operations=operations, refresh="wait_for")
-    assert not response["errors"], [i for i in response["items"] if i["create"].get("error")][:3]
-
-
-def golden_documents() -> list[tuple[str, dict]]:
-    expected = json.loads((GOLDEN / "task-time.expected.json").read_text(encoding="utf-8"))
-    return [(item["index"], item["document"]) for item in expected]
 
 
 def test_fresh_cluster_is_set_up_and_a_second_run_changes_nothing(es: ElasticsearchTarget) -> None:
@@ -182,75 +168,6 @@ def test_documents_shaped_like_parsed_lines_get_the_intended_types(es: Elasticse
     assert sorted(hit["_source"]["task_time"] for hit in hits) == [61.0, 12345.678901]
 
 
-def test_slowest_tasks_search_from_the_ndjson_returns_descending_task_time(es: ElasticsearchTarget) -> None:
-    assert bootstrap(es, "--skip-kibana").returncode == 0
-    client = es.client()
-    index_documents(client, golden_documents())
-    saved = kibana_objects.objects()[("search", "task-time-slowest")]
-    data_view = kibana_objects.objects()[("index-pattern", "task-time")]["attributes"]["title"]
-    hits = client.search(index=data_view, **kibana_objects.search_request(saved))["hits"]["hits"]
-    times = [hit["_source"]["task_time"] for hit in hits]
-    parsed = [doc for index, doc in golden_documents() if "task_time_unparsed" not in doc.get("tags", [])]
-    assert times == sorted((doc["task_time"] for doc in parsed), reverse=True)
-    assert hits[0]["_source"]["task_name"] == "jobs.report"
-    assert all("task_time_unparsed" not in hit["_source"].get("tags", []) for hit in hits)
-
-    problems = kibana_objects.objects()[("search", "task-time-problems")]
-    statuses = {
-        hit["_source"]["status"]
-        for hit in client.search(index=data_view, **kibana_objects.search_request(problems))["hits"]["hits"]
-    }
-    assert statuses == {"failed", "timeout", "killed"}
-
-    unparsed = kibana_objects.objects()[("search", "task-time-unparsed")]
-    kept = client.search(index=data_view, **kibana_objects.search_request(unparsed))["hits"]["hits"]
-    expected = [doc["message"] for _, doc in golden_documents() if "task_time_unparsed" in doc.get("tags", [])]
-    assert sorted(hit["_source"]["message"] for hit in kept) == sorted(expected)
-
-
-def test_dashboard_ranking_aggregations_return_the_expected_order(es: ElasticsearchTarget) -> None:
-    assert bootstrap(es, "--skip-kibana").returncode == 0
-    client = es.client()
-    samples = {  # task -> task times: the most total time is not the slowest single run
-        "jobs.many_small": [0.5] * 30,
-        "jobs.one_big": [9.0],
-        "jobs.middle": [2.0, 2.5, 3.0, 2.0],
-        "jobs.tiny": [0.01, 0.02],
-    }
-    stamp = datetime(2026, 11, 20, 12, tzinfo=UTC).isoformat()
-    documents = [
-        (
-            "task-time-2026.11.20",
-            {"@timestamp": stamp, "task_name": task, "task_time": t, "wait_time": 0.1, "status": "finished"},
-        )
-        for task, times in samples.items()
-        for t in times
-    ]
-    index_documents(client, documents)
-    ranking = kibana_objects.objects()[("lens", "task-time-ranking")]
-    request, paths = kibana_objects.lens_table_request(ranking)
-    [(_, aggregation)] = client.search(index="task-time-*", **request)["aggregations"].items()
-    buckets = aggregation["buckets"]
-    totals = {task: sum(times) for task, times in samples.items()}
-    assert [b["key"] for b in buckets] == sorted(totals, key=totals.get, reverse=True)
-    for bucket in buckets:
-        times = samples[bucket["key"]]
-        assert bucket["doc_count"] == len(times)
-        columns = kibana_objects.lens_layer(ranking)["columns"]
-        for column_id, column in columns.items():
-            if column["operationType"] == "sum":
-                assert bucket[column_id]["value"] == pytest.approx(sum(times))
-            elif column["operationType"] == "percentile":
-                [value] = bucket[column_id]["values"].values()
-                assert min(times) <= value <= max(times)
-    metric_columns = {
-        cid for cid, column in kibana_objects.lens_layer(ranking)["columns"].items() if not column["isBucketed"]
-    }
-    assert set(paths) == metric_columns  # every metric column of the table has a value in each bucket
-    for bucket in buckets:
-        assert bucket["doc_count"] and all(bucket[path.split(".")[0]] for path in paths.values() if "." in path)
-
-
 def test_wrong_credentials_are_one_line_and_exit_4(es: ElasticsearchTarget) -> None:
     done = bootstrap(es, "--skip-kibana", ES_PASSWORD="not-the-password")
     assert done.returncode == 4
@@ -286,6 +203,45 @@ def test_a_template_elasticsearch_rejects_names_its_file_and_reason(es: Elastics
         "does not exist. It might have been created within a future version or requires a plugin to be installed. "
         "Check the documentation."
     )
+
+
+def test_a_rejected_index_template_says_what_is_installed_and_a_rerun_converges(
+    es: ElasticsearchTarget, tmp_path: Path
+) -> None:
+    assets = tmp_path / "assets"
+    shutil.copytree(REPO / "elasticsearch", assets / "elasticsearch")
+    shutil.copytree(REPO / "kibana", assets / "kibana")
+    path = assets / "elasticsearch" / "index-templates" / "task-time.json"
+    good = path.read_text()
+    broken = json.loads(good)
+    broken["template"] = {"settings": {"index": {"number_of_shards": "many"}}}
+    path.write_text(json.dumps(broken))
+    done = bootstrap(es, "--skip-kibana", "--assets", str(assets))
+    assert done.returncode == 1
+    [error] = done.stderr.strip().splitlines()
+    assert error.startswith("bootstrap: error: elasticsearch: rejected index template task-time from ")
+    assert "number_of_shards" in error
+    client = es.client()
+    installed = [
+        name for name in ("task-time-mappings", "task-time-retention") if f"template {name}: created" in done.stdout
+    ]
+    assert "task-time-mappings" in installed
+    assert error.endswith(
+        "; installed by this run and left in place: "
+        + ", ".join(f"component template {name}" for name in installed)
+        + "; fix the file and run bootstrap again to install the rest"
+    )
+    for name in installed:  # the message tells the truth
+        assert component(client, name)["_meta"]["managed_by"] == "rq-task-time"
+    with pytest.raises(NotFoundError):
+        client.indices.get_index_template(name="task-time")
+
+    path.write_text(good)
+    rerun = bootstrap(es, "--skip-kibana", "--assets", str(assets))
+    assert rerun.returncode == 0, rerun.stderr
+    assert "index template task-time: created (v1)" in rerun.stdout
+    assert "component template task-time-mappings: unchanged (v1)" in rerun.stdout
+    assert "nothing changed" in bootstrap(es, "--skip-kibana", "--assets", str(assets)).stdout
 
 
 def test_invalid_asset_json_is_a_usage_error(es: ElasticsearchTarget, tmp_path: Path) -> None:
@@ -378,18 +334,3 @@ def test_logstash_writer_can_append_task_documents_and_nothing_else(
             attempt()
     outcome = writer.bulk(operations=[{"create": {"_index": "logs-other"}}, {"a": 1}])
     assert outcome["items"][0]["create"]["status"] == 403
-
-
-def test_saved_search_and_ranking_hold_on_lines_from_every_outcome(es: ElasticsearchTarget) -> None:
-    """Groups of golden documents by task give the ranking Python computes from them."""
-    assert bootstrap(es, "--skip-kibana").returncode == 0
-    client = es.client()
-    index_documents(client, golden_documents())
-    ranking = kibana_objects.objects()[("lens", "task-time-ranking")]
-    request, _ = kibana_objects.lens_table_request(ranking)
-    [(_, aggregation)] = client.search(index="task-time-*", **request)["aggregations"].items()
-    totals: dict[str, float] = defaultdict(float)
-    for index, doc in golden_documents():
-        if index.startswith("task-time-2") and "task_time" in doc:
-            totals[doc["task_name"]] += doc["task_time"]
-    assert [b["key"] for b in aggregation["buckets"]] == sorted(totals, key=lambda k: (-totals[k], k))

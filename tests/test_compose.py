@@ -118,27 +118,35 @@ def test_logstash_config_and_state_live_where_the_image_expects(project: dict[st
 def test_bootstrap_settings_match_the_services(project: dict[str, Any]) -> None:
     services = project["services"]
     bootstrap = services["bootstrap"]["environment"]
+    kibana_setup = services["kibana-setup"]["environment"]
     env = env_file()
     assert bootstrap["ES_URL"] == "http://elasticsearch:9200"
-    assert bootstrap["KIBANA_URL"] == "http://kibana:5601"
-    assert bootstrap["ES_USERNAME"] == "elastic"
+    assert kibana_setup["KIBANA_URL"] == "http://kibana:5601"
+    assert bootstrap["ES_USERNAME"] == kibana_setup["ES_USERNAME"] == "elastic"
     assert (
         bootstrap["ES_PASSWORD"]
+        == kibana_setup["ES_PASSWORD"]
         == services["elasticsearch"]["environment"]["ELASTIC_PASSWORD"]
         == env["ELASTIC_PASSWORD"]
     )
     assert bootstrap["KIBANA_SYSTEM_PASSWORD"] == services["kibana"]["environment"]["KIBANA_SYSTEM_PASSWORD"]
     assert bootstrap["LOGSTASH_WRITER_PASSWORD"] == services["logstash"]["environment"]["LOGSTASH_WRITER_PASSWORD"]
+    assert bootstrap["KIBANA_VIEWER_PASSWORD"] == env["KIBANA_VIEWER_PASSWORD"]  # documented in .env, off by default
     assert services["logstash"]["environment"]["ES_HOSTS"] == bootstrap["ES_URL"]
     writer = services["logstash"]["environment"]["LOGSTASH_WRITER_USER"]
     user_file = REPO / "elasticsearch" / "users" / f"{writer}.json"
     assert json.loads(user_file.read_text())["metadata"]["password_from"] == "LOGSTASH_WRITER_PASSWORD"
+    viewer = json.loads((REPO / "elasticsearch" / "users" / "task_time_viewer.json").read_text())
+    assert viewer["metadata"]["password_from"] == "KIBANA_VIEWER_PASSWORD"
     kibana_yml = yaml.safe_load((REPO / "kibana" / "config" / "kibana.yml").read_text())
     assert kibana_yml["elasticsearch.hosts"] == [bootstrap["ES_URL"]]
     assert kibana_yml["elasticsearch.username"] == "kibana_system"  # Kibana refuses the superuser
     assert kibana_yml["elasticsearch.password"] == "${KIBANA_SYSTEM_PASSWORD}"
     assert len(env["KIBANA_ENCRYPTION_KEY"]) >= 32
-    assert services["bootstrap"]["command"] == ["python", "-m", "pipeline.bootstrap"]
+    assert services["bootstrap"]["command"] == ["python", "-m", "pipeline.bootstrap", "--skip-kibana"]
+    assert services["kibana-setup"]["command"] == ["python", "-m", "pipeline.bootstrap", "--kibana-only"]
+    assert not any(key.startswith(("LOGSTASH_", "KIBANA_SYSTEM", "KIBANA_VIEWER")) for key in kibana_setup)
+    assert "TASK_TIME_ASSETS" not in (REPO / "worker" / "Dockerfile").read_text()  # the package carries them
 
 
 def test_start_order_converges_without_a_manual_step(project: dict[str, Any]) -> None:
@@ -147,14 +155,25 @@ def test_start_order_converges_without_a_manual_step(project: dict[str, Any]) ->
         name: {dep: spec["condition"] for dep, spec in s.get("depends_on", {}).items()} for name, s in services.items()
     }
     assert conditions["bootstrap"] == {"elasticsearch": "service_healthy"}
+    # Ingestion waits for the Elasticsearch setup (bootstrap) only, never for Kibana or its saved objects.
     assert conditions["logstash"] == {"bootstrap": "service_completed_successfully"}
-    assert conditions["kibana"] == {"elasticsearch": "service_healthy"}  # bootstrap waits for Kibana, not the reverse
+    assert conditions["kibana"] == {"bootstrap": "service_completed_successfully"}  # its password is set there
+    assert conditions["kibana-setup"] == {"bootstrap": "service_completed_successfully", "kibana": "service_started"}
+    assert not [name for name, deps in conditions.items() if "kibana-setup" in deps]  # nothing waits on it
     assert conditions["worker"] == conditions["producer"] == {"redis": "service_healthy"}
+
+    def waits_for(name: str) -> set[str]:
+        found = set(conditions[name])
+        for dependency in conditions[name]:
+            found |= waits_for(dependency)
+        return found
+
+    assert "kibana" not in waits_for("logstash") and "kibana-setup" not in waits_for("logstash")
     for dependencies in conditions.values():
         for dependency, condition in dependencies.items():
             if condition == "service_healthy":
                 assert services[dependency].get("healthcheck", {}).get("test"), f"{dependency} needs a healthcheck"
-    assert services["bootstrap"]["restart"] == "no"
+    assert services["bootstrap"]["restart"] == services["kibana-setup"]["restart"] == "no"
 
 
 def test_security_is_on_and_nothing_is_open_beyond_this_machine(project: dict[str, Any]) -> None:
@@ -193,7 +212,7 @@ def test_task_code_cannot_reach_the_elastic_stack(project: dict[str, Any]) -> No
     networks = {name: set(service["networks"]) for name, service in project["services"].items()}
     for name in ("redis", "worker", "producer"):
         assert networks[name] == {"queue"}, name
-    for name in ("elasticsearch", "kibana", "logstash", "bootstrap"):
+    for name in ("elasticsearch", "kibana", "logstash", "bootstrap", "kibana-setup"):
         assert networks[name] == {"elastic"}, name
 
 

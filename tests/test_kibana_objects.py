@@ -1,10 +1,11 @@
-"""Static checks of kibana/saved-objects.ndjson (Kibana cannot run here; see the README)."""
+"""Static checks of the saved objects in kibana/<type>/<id>.json (no Kibana runs in the tests; see the README)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from pipeline.bootstrap.saved_objects import ENCODED_ATTRIBUTES, decode, encode, file_text, load_saved_objects
 from tests.support import kibana_objects
 from tests.support.es_cluster import stack_version
 
@@ -45,8 +46,9 @@ OBJECTS = kibana_objects.objects()
 
 
 def test_ids_are_stable_unique_and_valid() -> None:
-    lines = [line for line in kibana_objects.NDJSON.read_text().splitlines() if line.strip()]
-    assert len(lines) == len(OBJECTS)
+    files = [p for p in (REPO / "kibana").glob("*/*.json") if p.parent.name != "config"]
+    assert len(files) == len(OBJECTS) == 9
+    assert not (REPO / "kibana" / "saved-objects.ndjson").exists()
     for _, id_ in OBJECTS:
         assert "/" not in id_ and id_.startswith("task-time"), id_
 
@@ -63,7 +65,7 @@ def test_every_reference_resolves_to_an_object_in_the_file() -> None:
             for layer_id in saved["attributes"]["state"]["datasourceStates"]["formBased"]["layers"]:
                 assert f"indexpattern-datasource-layer-{layer_id}" in names
         if type_ == "dashboard":
-            panels = json.loads(saved["attributes"]["panelsJSON"])
+            panels = saved["attributes"]["panelsJSON"]
             assert len(panels) == len(saved["references"])
             for panel in panels:
                 assert panel["gridData"]["i"] == panel["panelIndex"]
@@ -140,3 +142,18 @@ def test_queries_are_lucene_so_tests_can_run_them_as_written() -> None:
             assert kibana_objects.search_source(saved)["query"]["language"] == "lucene", id_
         if type_ == "lens":
             assert saved["attributes"]["state"]["query"]["language"] == "lucene", id_
+
+
+def test_files_are_pretty_printed_with_sorted_keys_and_no_json_inside_strings() -> None:
+    for saved in load_saved_objects(REPO):
+        assert saved.path.read_text(encoding="utf-8") == file_text(saved.body), saved.path
+        encoded = encode(saved.body)
+        for dotted in ENCODED_ATTRIBUTES.get(saved.key[0], ()):
+            *parents, last = dotted.split(".")
+            holder, sent = saved.body["attributes"], encoded["attributes"]
+            for key in parents:
+                holder, sent = holder.get(key, {}), sent.get(key, {})
+            if last in holder:
+                assert not isinstance(holder[last], str), (saved.path, dotted)  # readable in the file
+                assert json.loads(sent[last]) == holder[last]  # and JSON text in what Kibana gets
+        assert decode(encoded) == saved.body

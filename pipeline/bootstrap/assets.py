@@ -1,5 +1,10 @@
 """The files bootstrap installs: read from ``elasticsearch/`` and ``kibana/``, never from Python.
 
+The folders are found in this order: ``--assets`` / ``TASK_TIME_ASSETS``; the checkout this
+package runs from; the copy the wheel carries (``pipeline/bootstrap/bundled/``). Every file
+is read and its shape checked before any service is contacted, so a bad file is one line
+and exit 2.
+
 Each asset carries a digest of its content. Bootstrap stores the digest with what it
 installs (in ``_meta``, role metadata or a saved object's description) and compares it
 on the next run: equal digests mean unchanged, so a second run changes nothing.
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,24 @@ ELASTICSEARCH_KINDS = (
     ("component template", "component-templates"),
     ("index template", "index-templates"),
 )
+
+# Top-level keys whose JSON type bootstrap relies on, per kind; Elasticsearch checks the rest.
+_SHAPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "role": {"cluster": list, "indices": list, "applications": list, "metadata": dict, "run_as": list},
+    "user": {"roles": list, "full_name": str, "email": str, "metadata": dict, "enabled": bool},
+    "ILM policy": {"policy": dict},
+    "component template": {"template": dict, "version": int, "_meta": dict},
+    "index template": {
+        "index_patterns": (list, str),
+        "composed_of": list,
+        "template": dict,
+        "priority": int,
+        "version": int,
+        "_meta": dict,
+    },
+}
+_REQUIRED = {"ILM policy": ("policy",), "component template": ("template",), "index template": ("index_patterns",)}
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string", int: "a number", bool: "true or false"}
 
 
 def digest(content: Any) -> str:
@@ -52,6 +76,11 @@ class Asset:
         return self.body.get("version")
 
     @property
+    def file(self) -> str:
+        """The file as named in messages: ``<folder>/<name>.json``."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    @property
     def needs_ilm(self) -> bool:
         """True for policies and for templates whose settings name a lifecycle policy."""
         settings = self.body.get("template", {}).get("settings", {})
@@ -60,46 +89,72 @@ class Asset:
         )
 
 
-@dataclass(frozen=True)
-class SavedObject:
-    """One Kibana saved object line of an ndjson file."""
+def _bundled() -> Path | None:
+    """The folders as the wheel carries them, when installed as plain files."""
+    bundled = resources.files("pipeline.bootstrap") / "bundled"
+    return bundled if isinstance(bundled, Path) else None
 
-    path: Path
-    line: int
-    body: dict[str, Any]
-    digest: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest(self.body))
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.body["type"], self.body["id"]
-
-    @property
-    def title(self) -> str:
-        return self.body.get("attributes", {}).get("title", self.body["id"])
+def is_bundled(root: Path) -> bool:
+    """Whether ``root`` is the wheel's copy (not a checkout or a folder given by the user)."""
+    return root == _bundled()
 
 
 def find_assets(explicit: str | None = None) -> Path:
-    """The folder holding ``elasticsearch/`` and ``kibana/``: ``explicit`` (``--assets`` or
-    ``TASK_TIME_ASSETS``), else the checkout this package was imported from."""
-    root = Path(explicit) if explicit else Path(__file__).resolve().parents[2]
-    if (root / "elasticsearch").is_dir() and (root / "kibana").is_dir():
-        return root
+    """The folder holding ``elasticsearch/`` and ``kibana/`` (see the module docstring)."""
     if explicit:
+        root = Path(explicit)
+        if (root / "elasticsearch").is_dir() and (root / "kibana").is_dir():
+            return root
         raise UsageError(f"{root} has no elasticsearch/ and kibana/ folders (from --assets or {ASSETS_ENV})")
-    raise UsageError(f"cannot find the elasticsearch/ and kibana/ folders: run from a checkout or set {ASSETS_ENV}")
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "kibana").is_dir():
+        return checkout
+    bundled = _bundled()
+    if bundled is not None and (bundled / "elasticsearch").is_dir() and (bundled / "kibana").is_dir():
+        return bundled
+    raise UsageError(f"cannot find the elasticsearch/ and kibana/ folders: reinstall the package or set {ASSETS_ENV}")
 
 
-def _read_json(path: Path, root: Path) -> dict[str, Any]:
+def relative(path: Path, root: Path) -> str:
+    """``path`` as shown in messages: relative to the assets folder."""
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def read_json_object(path: Path, root: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; anything else is a one-line ``UsageError``."""
+    where = relative(path, root)
+    if not path.is_file():
+        raise UsageError(f"{where}: not a file (a folder named *.json?)")
+    try:
+        content = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{path.relative_to(root)}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        raise UsageError(f"{where}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot be read: {exc.strerror}") from None
     if not isinstance(content, dict):
-        raise UsageError(f"{path.relative_to(root)}: expected a JSON object")
+        raise UsageError(f"{where}: expected a JSON object")
     return content
+
+
+def check_shape(kind: str, body: dict[str, Any], where: str) -> None:
+    """Refuse a body whose top-level keys have the wrong JSON type, before anything is sent."""
+    for key in _REQUIRED.get(kind, ()):
+        if key not in body:
+            raise UsageError(f"{where}: a {kind} needs {key!r}")
+    for key, expected in _SHAPES[kind].items():
+        if key not in body:
+            continue
+        types = expected if isinstance(expected, tuple) else (expected,)
+        value = body[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            wanted = " or ".join(_JSON_TYPES[t] for t in types)
+            raise UsageError(f"{where}: {key!r} must be {wanted}, not {type(value).__name__}")
 
 
 def load_elasticsearch_assets(root: Path) -> list[Asset]:
@@ -107,28 +162,7 @@ def load_elasticsearch_assets(root: Path) -> list[Asset]:
     assets = []
     for kind, folder in ELASTICSEARCH_KINDS:
         for path in sorted((root / "elasticsearch" / folder).glob("*.json")):
-            assets.append(Asset(kind, path.stem, path, _read_json(path, root)))
+            body = read_json_object(path, root)
+            check_shape(kind, body, relative(path, root))
+            assets.append(Asset(kind, path.stem, path, body))
     return assets
-
-
-def load_saved_objects(root: Path) -> list[SavedObject]:
-    """Every saved object of every ``kibana/*.ndjson`` file."""
-    objects: list[SavedObject] = []
-    seen: set[tuple[str, str]] = set()
-    for path in sorted((root / "kibana").glob("*.ndjson")):
-        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not text.strip():
-                continue
-            where = f"{path.relative_to(root)}:{number}"
-            try:
-                body = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{where}: invalid JSON: {exc.msg}") from None
-            if not isinstance(body, dict) or not {"id", "type", "attributes"} <= body.keys():
-                raise UsageError(f"{where}: a saved object needs id, type and attributes")
-            saved = SavedObject(path, number, body)
-            if saved.key in seen:
-                raise UsageError(f"{where}: {saved.key[0]} {saved.key[1]!r} appears twice")
-            seen.add(saved.key)
-            objects.append(saved)
-    return objects

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import ssl
 import sys
 import time
 from collections import Counter
@@ -31,6 +33,10 @@ class Unreachable(BootstrapError):
     """A service could not be reached, or was not ready before the timeout."""
 
     exit_code = 3
+
+
+class HandshakeFailed(Unreachable):
+    """TLS failed (e.g. ``https://`` on a plain-HTTP port): waiting cannot fix it."""
 
 
 class AccessDenied(BootstrapError):
@@ -65,9 +71,7 @@ class Reporter:
         return f"done: {counts}" if changed else f"done: nothing changed ({counts})"
 
 
-def wait_until_ready(
-    probe: Callable[[], str | None], service: str, where: str, timeout: float, reporter: Reporter
-) -> None:
+def wait_for(probe: Callable[[], str | None], service: str, where: str, timeout: float, reporter: Reporter) -> None:
     """Call ``probe`` every 2 s until it returns None (ready) or ``timeout`` seconds pass.
 
     ``probe`` returns why the service is not ready yet, or raises ``BootstrapError`` for
@@ -83,3 +87,17 @@ def wait_until_ready(
             reporter.say(service, f"waiting for {where}: {reason} ({waited:.0f}s of {timeout:.0f}s)")
             next_report = time.monotonic() + 10
         time.sleep(2)
+
+
+def connection_reason(exc: BaseException) -> str:
+    """The readable cause of a failed connection, whole (e.g. ``Connection refused``, or the TLS failure)."""
+    cause = exc
+    while (inner := cause.__cause__ or cause.__context__) is not None:
+        cause = inner
+    if isinstance(cause, ssl.SSLError):
+        text = re.sub(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", str(cause)).strip() or str(cause.reason)
+        hint = " (does the port speak plain HTTP? then use http://)" if cause.reason == "WRONG_VERSION_NUMBER" else ""
+        return f"TLS handshake failed: {text}{hint}"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return " ".join(str(cause).split()) or type(cause).__name__

@@ -3,10 +3,11 @@
     python -m tests.support.es_cluster fetch     # download and unpack once into the cache
     python -m tests.support.es_cluster start     # run a cluster until Ctrl+C, print its URL
 
-The zip (server, x-pack core and security, no bundled JDK) is fetched once into a cache
-folder and checked against a pinned SHA-256. Each cluster gets its own config copy, data
-and log folders on a free loopback port, with security on (HTTP without TLS) and the
-``elastic`` password set through the keystore. Java 21+ is looked for in
+The zip (server, x-pack core and security, no bundled JDK) is resolved once by its Maven
+coordinates with ``mvn dependency:copy`` (so Maven's checksum check and any mirror in
+``settings.xml`` apply), copied into a cache folder and checked against a pinned SHA-256.
+Each cluster gets its own config copy, data and log folders on a free loopback port, with
+security on (HTTP without TLS) and the ``elastic`` password set through the keystore. Java 21+ is looked for in
 ``ES_JAVA_HOME``/``JAVA_HOME``, then under /usr/lib/jvm.
 Elasticsearch refuses to run as root; as root the node runs as the user ``estest``.
 """
@@ -32,11 +33,8 @@ from typing import Any
 from tests.support.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-ZIP_URL = (
-    "https://repo1.maven.org/maven2/org/elasticsearch/distribution/integ-test-zip/elasticsearch/"
-    "{version}/elasticsearch-{version}.zip"
-)
-# Maven Central publishes no checksum files for this artifact; these were taken at pinning time.
+ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
+# Pinned at the time the version was chosen, on top of Maven's own checksum check.
 SHA256 = {"9.5.4": "d9b0c28e08e499f6510b52ad66ec4bf9cdceab97cc28b3456989b8744b896934"}
 RUN_AS = "estest"
 
@@ -67,14 +65,7 @@ def fetch(version: str | None = None) -> Path:
     cache_dir().mkdir(parents=True, exist_ok=True)
     archive = cache_dir() / f"elasticsearch-{version}.zip"
     if not archive.exists():
-        partial = archive.with_suffix(".part")
-        print(f"downloading {ZIP_URL.format(version=version)}", file=sys.stderr)
-        with (
-            urllib.request.urlopen(ZIP_URL.format(version=version), timeout=120) as response,
-            partial.open("wb") as out,
-        ):
-            shutil.copyfileobj(response, out, 1 << 20)
-        partial.rename(archive)
+        resolve_with_maven(ARTIFACT.format(version=version), archive)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     expected = SHA256.get(version)
     if expected is None or digest != expected:
@@ -90,6 +81,31 @@ def fetch(version: str | None = None) -> Path:
     (unpack / f"elasticsearch-{version}").rename(home)
     shutil.rmtree(unpack)
     return home
+
+
+def resolve_with_maven(artifact: str, target: Path) -> None:
+    """Copy ``artifact`` (Maven coordinates) to ``target`` through Maven's own resolution."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise RuntimeError(f"Maven (mvn) is needed to fetch {artifact}: install it (Debian: apt-get install maven)")
+    print(f"resolving {artifact} with Maven", file=sys.stderr)
+    with tempfile.TemporaryDirectory(dir=target.parent) as folder:
+        done = subprocess.run(
+            [
+                mvn,
+                "--batch-mode",
+                "--quiet",
+                "dependency:copy",
+                f"-Dartifact={artifact}",
+                f"-DoutputDirectory={folder}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        copied = list(Path(folder).iterdir())
+        if done.returncode != 0 or len(copied) != 1:
+            raise RuntimeError(f"mvn dependency:copy {artifact} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        copied[0].rename(target)
 
 
 def _java_version(java_home: Path) -> int:
@@ -197,9 +213,9 @@ class ElasticsearchCluster:
         self.process = subprocess.Popen(
             command, env=env, preexec_fn=preexec, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self._wait(timeout)
+        self._wait_for_yellow(timeout)
 
-    def _wait(self, timeout: float) -> None:
+    def _wait_for_yellow(self, timeout: float) -> None:
         import base64
         import json
 

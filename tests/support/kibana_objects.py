@@ -1,32 +1,29 @@
-"""Read kibana/saved-objects.ndjson the way Kibana would, to run its queries on a real cluster.
+"""Read the saved objects in kibana/ the way Kibana would, to run their queries on a real cluster.
 
-Kibana cannot run here. These helpers take a saved search's query and sort, and a Lens
-table's columns, out of the ndjson and turn them into the Elasticsearch requests Kibana
-sends for them (a ``query_string`` for Lucene queries, terms/metric aggregations for Lens).
+The tests have no Kibana. These helpers take a saved search's query and sort, and a Lens
+table's columns, out of the object files (read with bootstrap's own loader, nested JSON
+decoded) and turn them into the Elasticsearch requests Kibana sends for them (a
+``query_string`` for Lucene queries, terms/metric aggregations for Lens).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-NDJSON = Path(__file__).resolve().parents[2] / "kibana" / "saved-objects.ndjson"
+from pipeline.bootstrap.saved_objects import load_saved_objects
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def objects(path: Path = NDJSON) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every saved object by (type, id)."""
-    found = {}
-    for text in path.read_text(encoding="utf-8").splitlines():
-        if text.strip():
-            item = json.loads(text)
-            found[(item["type"], item["id"])] = item
-    return found
+def objects(root: Path = REPO) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every saved object by (type, id), as its file holds it."""
+    return {saved.key: saved.body for saved in load_saved_objects(root)}
 
 
 def search_source(saved: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(saved["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+    return saved["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"]
 
 
 def search_request(saved: dict[str, Any], size: int = 100) -> dict[str, Any]:
@@ -114,7 +111,7 @@ def fields_used(saved: dict[str, Any]) -> set[str]:
         used |= _query_fields(attributes["state"]["query"]["query"])
     elif saved["type"] == "index-pattern":
         used.add(attributes["timeFieldName"])
-        used |= set(json.loads(attributes.get("fieldFormatMap") or "{}"))
+        used |= set(attributes.get("fieldFormatMap") or {})
     return used
 
 

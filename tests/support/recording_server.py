@@ -1,7 +1,8 @@
 """A loopback HTTP server that records each request and answers with a given function.
 
-Used only to check the *requests* bootstrap sends where the real service cannot run here
-(Kibana) or lacks the module (ILM, the native security realm); such tests say so.
+Used only to check the *requests* bootstrap sends to a service the tests do not start
+(Kibana), or to APIs the integ-test distribution lacks (ILM, the native security realm),
+and for servers that are not Elasticsearch at all; such tests say so.
 """
 
 from __future__ import annotations
