@@ -14,8 +14,9 @@ from typing import Any
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from .line import FAILED, FINISHED, TIMEOUT
-from .tasklog import HORSE_PERFORMING, mark_horse, write_task_line
+from . import horse
+from .line import FAILED, FINISHED, TIMEOUT, Execution
+from .tasklog import write_task_line
 
 
 def write_execution_line(job: Job, task_time: float, status: str, worker: str | None = None) -> None:
@@ -28,7 +29,9 @@ def write_execution_line(job: Job, task_time: float, status: str, worker: str | 
     enqueued_at = job.enqueued_at
     started_at = job.started_at or datetime.now(UTC)
     wait_time = (started_at - enqueued_at).total_seconds() if enqueued_at is not None else None
-    write_task_line(job.func_name, task_time, job.origin, status, wait_time, job.id, worker or job.worker_name)
+    write_task_line(
+        Execution(job.func_name, task_time, job.origin, status, wait_time, job.id, worker or job.worker_name)
+    )
 
 
 class TimedJob(Job):
@@ -42,7 +45,7 @@ class TimedJob(Job):
 
     def perform(self) -> Any:
         """Run the task like ``Job.perform`` and write its task-time line."""
-        mark_horse(HORSE_PERFORMING)
+        horse.mark(horse.PERFORMING)
         started = time.perf_counter()
         status = FINISHED
         try:
@@ -58,3 +61,4 @@ class TimedJob(Job):
             # calls per job, for a race only a task ending within microseconds of its
             # timeout can lose.
             write_execution_line(self, time.perf_counter() - started, status)
+            horse.mark(horse.LOGGED)

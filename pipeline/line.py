@@ -6,7 +6,7 @@ One execution of a task is one line::
 Status: finished Wait-time: 0.001201 Job: 4f1c... Worker: host.4711
 
 The first three fields are the original format and stay a valid line on their own; the
-others follow in the order of ``OPTIONAL_LABELS`` and are left out when unknown. This
+others follow in the order of ``OPTIONAL_FIELDS`` and are left out when unknown. This
 module is the only place that writes that shape; ``logstash/pipeline/task-time.conf`` is
 the only place that reads it, and the tests bind the two together.
 """
@@ -17,6 +17,7 @@ import datetime
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 FINISHED = "finished"
@@ -25,13 +26,57 @@ TIMEOUT = "timeout"
 KILLED = "killed"
 STATUSES = (FINISHED, FAILED, TIMEOUT, KILLED)
 
-# Labels in the order they are written; the first three are the seed format.
-REQUIRED_LABELS = ("Time", "Task", "Task-time")
-OPTIONAL_LABELS = ("Queue", "Status", "Wait-time", "Job", "Worker")
-
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # followed by ",mmm", like logging's asctime
 TIMEZONE_ENV = "TASK_TIME_TZ"
 EMPTY = "-"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One ``Label: value`` field of the line.
+
+    ``name`` is the field's name everywhere after the line: the grok capture, the
+    Elasticsearch document field, the log record attribute and the report's key.
+    ``kind`` says how its value is written: a ``timestamp``, an encoded ``name``, decimal
+    ``seconds`` or a ``status`` from ``STATUSES``.
+    """
+
+    label: str
+    name: str
+    kind: str
+
+
+TIME = Field("Time", "timestamp", "timestamp")
+TASK = Field("Task", "task_name", "name")
+TASK_TIME = Field("Task-time", "task_time", "seconds")
+QUEUE = Field("Queue", "queue", "name")
+STATUS = Field("Status", "status", "status")
+WAIT_TIME = Field("Wait-time", "wait_time", "seconds")
+JOB = Field("Job", "job_id", "name")
+WORKER = Field("Worker", "worker", "name")
+
+# In the order they are written; the first three are the seed format and always present.
+REQUIRED_FIELDS = (TIME, TASK, TASK_TIME)
+OPTIONAL_FIELDS = (QUEUE, STATUS, WAIT_TIME, JOB, WORKER)
+FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+REQUIRED_LABELS = tuple(field.label for field in REQUIRED_FIELDS)
+OPTIONAL_LABELS = tuple(field.label for field in OPTIONAL_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One execution of a task: everything its line says but the time it was written.
+
+    Attribute names are the ``Field.name`` of each field after ``Time``.
+    """
+
+    task_name: str | None
+    task_time: float
+    queue: str | None = None
+    status: str | None = None
+    wait_time: float | None = None
+    job_id: str | None = None
+    worker: str | None = None
 
 
 def format_seconds(seconds: float) -> str:
@@ -60,28 +105,28 @@ def encode_name(value: str | None) -> str:
     return "".join(char if char.isprintable() and char not in " %" else _percent(char) for char in value)
 
 
-def format_fields(
-    task: str | None,
-    task_time: float,
-    queue: str | None = None,
-    status: str | None = None,
-    wait_time: float | None = None,
-    job_id: str | None = None,
-    worker: str | None = None,
-) -> str:
+_TIME = f"{TIME.label}: "
+# "Label: " prefixes, built once from the fields above: format_fields runs once per job.
+_TASK, _TASK_TIME, _QUEUE, _STATUS, _WAIT_TIME, _JOB, _WORKER = (
+    f"{field.label}: " for field in (TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME, JOB, WORKER)
+)
+
+
+def format_fields(execution: Execution) -> str:
     """Everything after the timestamp: ``Task: … Task-time: …`` and the known optional fields."""
-    # Seconds as format_seconds writes them, inlined: this runs once per job.
-    line = f"Task: {encode_name(task)} Task-time: {task_time:.6f}"
-    if queue is not None:
-        line += f" Queue: {encode_name(queue)}"
-    if status is not None:
-        line += f" Status: {status}"
-    if wait_time is not None:
-        line += f" Wait-time: {wait_time:.6f}"
-    if job_id is not None:
-        line += f" Job: {encode_name(job_id)}"
-    if worker is not None:
-        line += f" Worker: {encode_name(worker)}"
+    e = execution
+    # Seconds as format_seconds writes them, inlined for speed.
+    line = f"{_TASK}{encode_name(e.task_name)} {_TASK_TIME}{e.task_time:.6f}"
+    if e.queue is not None:
+        line += f" {_QUEUE}{encode_name(e.queue)}"
+    if e.status is not None:
+        line += f" {_STATUS}{e.status}"
+    if e.wait_time is not None:
+        line += f" {_WAIT_TIME}{e.wait_time:.6f}"
+    if e.job_id is not None:
+        line += f" {_JOB}{encode_name(e.job_id)}"
+    if e.worker is not None:
+        line += f" {_WORKER}{encode_name(e.worker)}"
     return line
 
 
@@ -124,4 +169,4 @@ class LineClock:
 
 def format_line(timestamp: float, fields: str, clock: LineClock | None = None) -> str:
     """The whole line for the fields of ``format_fields`` written at ``timestamp`` (epoch seconds)."""
-    return f"Time: {(clock or LineClock()).format(timestamp)} {fields}"
+    return f"{_TIME}{(clock or LineClock()).format(timestamp)} {fields}"

@@ -9,16 +9,13 @@ up in the worker's console output.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
-from .line import LineClock, format_fields, format_line, timezone_from_env
+from .line import OPTIONAL_FIELDS, REQUIRED_FIELDS, Execution, LineClock, format_fields, format_line, timezone_from_env
 
 LOGGER_NAME = "pipeline.task_time"
 PATH_ENV = "TASK_TIME_LOG"
@@ -165,40 +162,6 @@ def open_task_log() -> logging.Logger:
     return logger
 
 
-# A page shared with forked work horses. Byte 0 tells the worker how far its horse got:
-# a horse that dies while PERFORMING still owes its line; IDLE never ran a task; LOGGED
-# wrote its own line.
-HORSE_IDLE, HORSE_PERFORMING, HORSE_LOGGED = 0, 1, 2
-_line_marker: mmap.mmap | None = None
-
-
-def share_line_marker() -> mmap.mmap:
-    """The marker page, created on first use; create it before forking so horses share it."""
-    global _line_marker
-    if _line_marker is None:
-        _line_marker = mmap.mmap(-1, mmap.PAGESIZE)
-    return _line_marker
-
-
-def mark_horse(state: int) -> None:
-    """Record ``state`` for the worker that forked this process (no-op outside TimedWorker horses)."""
-    if _line_marker is not None:
-        _line_marker[0] = state
-
-
-_ALARM = {signal.SIGALRM}
-
-
-@contextmanager
-def alarm_deferred() -> Iterator[None]:
-    """Hold SIGALRM (RQ's job timeouts) back while a line is written; it fires right after."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 _logger: logging.Logger | None = None
 _setup_error: str | None = None
 
@@ -220,19 +183,16 @@ def _direct_handler(logger: logging.Logger) -> TaskLogHandler | None:
     return None
 
 
-def write_task_line(
-    task_name: str | None,
-    task_time: float,
-    queue: str | None = None,
-    status: str | None = None,
-    wait_time: float | None = None,
-    job_id: str | None = None,
-    worker: str | None = None,
-) -> None:
-    """Log the line for one execution (see ``pipeline.line.format_fields`` for the fields).
+# Record attributes handed to application handlers: one per field after Time.
+_RECORD_FIELDS = tuple(field.name for field in (*REQUIRED_FIELDS[1:], *OPTIONAL_FIELDS))
 
-    Records handed to application handlers carry the values as attributes too
-    (``record.task_name``, ``record.task_time``, …), for formatters of their own.
+
+def write_task_line(execution: Execution) -> None:
+    """Log the line for one execution.
+
+    Records handed to application handlers carry the execution as ``record.execution``
+    and each field as an attribute of its own (``record.task_name``, ``record.task_time``,
+    …), for formatters of their own.
     """
     global _logger, _setup_error
     logger = _logger
@@ -245,23 +205,15 @@ def write_task_line(
             _setup_error = str(exc)
             sys.stderr.write(f"{LOGGER_NAME}: {exc}; no task-time lines are written\n")
             return
-    if logger.isEnabledFor(logging.INFO):
-        fields = format_fields(task_name, task_time, queue, status, wait_time, job_id, worker)
-        handler = _direct_handler(logger)
-        if handler is not None:
-            # The same line the record path below gives, without building a LogRecord:
-            # this runs once per job, and logging's machinery costs more than the write.
-            handler.write_line(handler.formatter.line(time.time(), fields))  # type: ignore[union-attr]
-        else:
-            extra = {
-                "task_name": task_name,
-                "task_time": task_time,
-                "queue": queue,
-                "status": status,
-                "wait_time": wait_time,
-                "job_id": job_id,
-                "worker": worker,
-            }
-            logger.handle(logger.makeRecord(LOGGER_NAME, logging.INFO, __file__, 0, fields, None, None, extra=extra))
-    if _line_marker is not None:
-        _line_marker[0] = HORSE_LOGGED
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    fields = format_fields(execution)
+    handler = _direct_handler(logger)
+    if handler is not None:
+        # The same line the record path below gives, without building a LogRecord:
+        # this runs once per job, and logging's machinery costs more than the write.
+        handler.write_line(handler.formatter.line(time.time(), fields))  # type: ignore[union-attr]
+        return
+    extra: dict[str, Any] = {name: getattr(execution, name) for name in _RECORD_FIELDS}
+    extra["execution"] = execution
+    logger.handle(logger.makeRecord(LOGGER_NAME, logging.INFO, __file__, 0, fields, None, None, extra=extra))

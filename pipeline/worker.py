@@ -19,17 +19,10 @@ from typing import Any
 from rq.job import Job
 from rq.worker import Worker
 
+from . import horse
 from .job import TimedJob, write_execution_line
 from .line import KILLED, timezone_from_env
-from .tasklog import (
-    HORSE_IDLE,
-    HORSE_PERFORMING,
-    TaskLogError,
-    TaskLogHandler,
-    alarm_deferred,
-    open_task_log,
-    share_line_marker,
-)
+from .tasklog import TaskLogError, TaskLogHandler, open_task_log
 
 
 class ConfigurationError(SystemExit):
@@ -73,14 +66,14 @@ class TimedWorker(Worker):
         except (TaskLogError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
         self._log_handlers = [h for h in logger.handlers if isinstance(h, TaskLogHandler)]
-        self._line_marker = share_line_marker()  # before the first fork, so every horse shares it
+        self._line_marker = horse.share_marker()  # before the first fork, so every horse shares it
         super().bootstrap(*args, **kwargs)
 
     def fork_work_horse(self, job: Job, queue: Any) -> None:
         """Fork the horse as ``Worker`` does, remembering the job and when it started."""
         for handler in self._log_handlers:
             handler.reopen_if_moved()  # after log rotation the horse inherits the new file
-        self._line_marker[0] = HORSE_IDLE  # type: ignore[index]
+        self._line_marker[0] = horse.IDLE  # type: ignore[index]
         self._horse_job = job
         self._horse_started = time.perf_counter()
         super().fork_work_horse(job, queue)
@@ -93,7 +86,7 @@ class TimedWorker(Worker):
             # PERFORMING: the task started and no line was written. IDLE: it never started
             # (RQ failed before perform), so there is no execution to log.
             marker = self._line_marker
-            if job is not None and status != os.EX_OK and marker is not None and marker[0] == HORSE_PERFORMING:
-                with alarm_deferred():  # RQ's horse monitor runs under SIGALRM too
+            if job is not None and status != os.EX_OK and marker is not None and marker[0] == horse.PERFORMING:
+                with horse.alarm_deferred():  # RQ's horse monitor runs under SIGALRM too
                     write_execution_line(job, time.perf_counter() - self._horse_started, KILLED, self.name)
         return pid, status, rusage

@@ -86,6 +86,12 @@ def es(elasticsearch: ElasticsearchTarget) -> Iterator[ElasticsearchTarget]:
     client = elasticsearch.client()
 
     def clean() -> None:
+        # The queue monitor's first: its index template composes task-time-retention.
+        names = list(client.indices.get(index="queue-monitor-*", expand_wildcards="all"))
+        if names:
+            client.indices.delete(index=",".join(names))
+        client.options(ignore_status=404).indices.delete_index_template(name="queue-monitor")
+        client.options(ignore_status=404).cluster.delete_component_template(name="queue-monitor-mappings")
         # Wildcard deletes are refused by default (action.destructive_requires_name): name them.
         names = list(client.indices.get(index="task-time-*", expand_wildcards="all"))
         if names:

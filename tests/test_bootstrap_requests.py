@@ -330,8 +330,10 @@ def test_full_cluster_gets_retention_users_and_templates_in_order(tmp_path: Path
         ("PUT", "/_security/user/task_time_viewer"),
         ("PUT", "/_security/user/kibana_system/_password"),
         ("PUT", "/_ilm/policy/task-time"),
+        ("PUT", "/_component_template/queue-monitor-mappings"),
         ("PUT", "/_component_template/task-time-mappings"),
         ("PUT", "/_component_template/task-time-retention"),
+        ("PUT", "/_index_template/queue-monitor"),
         ("PUT", "/_index_template/task-time"),
     ]
     bodies = {r.path: r.json() for r in requests if r.method in ("PUT", "POST")}

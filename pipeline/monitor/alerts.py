@@ -1,0 +1,111 @@
+"""Thresholds and the status (ok, warn, critical) and reason of each line of a sample."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .line import CRITICAL, OK, STATUSES, WARN
+from .sample import QueueStats, RedisStats, Sample
+
+DEFAULT_QUEUE = "default"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a line turns ``warn`` or ``critical``.
+
+    ``max_latency`` maps queue names to seconds; the entry ``default`` applies to every
+    queue not named (no entry: no latency limit).
+    """
+
+    memory_warn: float = 80.0
+    memory_critical: float = 90.0
+    max_latency: Mapping[str, float] = field(default_factory=lambda: {DEFAULT_QUEUE: 300.0})
+
+    def latency_limit(self, queue: str) -> float | None:
+        return self.max_latency.get(queue, self.max_latency.get(DEFAULT_QUEUE))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A line's status and the problems that set it, worst first."""
+
+    status: str
+    problems: list[tuple[str, str]]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(text for _, text in self.problems)
+
+
+def worst(statuses: list[str]) -> str:
+    """The most severe of ``statuses`` (``ok`` for none)."""
+    return max(statuses, key=STATUSES.index, default=OK)
+
+
+def _verdict(problems: list[tuple[str, str]]) -> Verdict:
+    problems = sorted(problems, key=lambda problem: -STATUSES.index(problem[0]))
+    return Verdict(worst([level for level, _ in problems]), problems)
+
+
+def judge_redis(stats: RedisStats, previous: RedisStats | None, thresholds: Thresholds) -> Verdict:
+    """Memory against ``maxmemory``, the eviction policy, and evictions or OOM rejections since ``previous``."""
+    problems: list[tuple[str, str]] = []
+    if stats.maxmemory == 0:
+        problems.append((WARN, "no maxmemory: Redis grows until the host kills it"))
+    else:
+        used = stats.memory_used_pct
+        if used >= thresholds.memory_critical:
+            problems.append((CRITICAL, f"memory {used:.1f}% of maxmemory >= {thresholds.memory_critical:g}%"))
+        elif used >= thresholds.memory_warn:
+            problems.append((WARN, f"memory {used:.1f}% of maxmemory >= {thresholds.memory_warn:g}%"))
+    if stats.maxmemory_policy != "noeviction":
+        problems.append((WARN, f"maxmemory-policy {stats.maxmemory_policy}: RQ's keys can be evicted silently"))
+    if previous is not None:
+        if stats.evicted_keys > previous.evicted_keys:
+            problems.append((CRITICAL, f"{stats.evicted_keys - previous.evicted_keys} keys evicted since last sample"))
+        if stats.oom_rejections > previous.oom_rejections:
+            count = stats.oom_rejections - previous.oom_rejections
+            problems.append((CRITICAL, f"{count} commands rejected with OOM since last sample"))
+    if stats.suspended:
+        problems.append((WARN, "workers are suspended (rq suspend)"))
+    return _verdict(problems)
+
+
+def judge_queue(queue: QueueStats, thresholds: Thresholds) -> Verdict:
+    """Waiting jobs without a worker, latency over its limit, abandoned and overdue jobs."""
+    problems: list[tuple[str, str]] = []
+    if queue.depth > 0 and queue.workers == 0:
+        problems.append((CRITICAL, f"{queue.depth} jobs waiting and no live worker"))
+    limit = thresholds.latency_limit(queue.name)
+    if limit is not None and queue.latency is not None and queue.latency > limit:
+        problems.append((WARN, f"latency {queue.latency:.0f}s > {limit:g}s"))
+    if queue.abandoned:
+        problems.append((WARN, f"{queue.abandoned} abandoned jobs (worker died mid-job)"))
+    if queue.overdue:
+        problems.append((WARN, f"{queue.overdue} scheduled jobs overdue (is a scheduler running?)"))
+    return _verdict(problems)
+
+
+def judge(sample: Sample, previous: Sample | None, thresholds: Thresholds) -> tuple[Verdict, dict[str, Verdict]]:
+    """The Redis line's verdict and each queue's, by queue name."""
+    redis = judge_redis(sample.redis, previous.redis if previous else None, thresholds)
+    return redis, {queue.name: judge_queue(queue, thresholds) for queue in sample.queues}
+
+
+def parse_latency_limits(text: str) -> dict[str, float]:
+    """``high=30,default=300`` as a mapping; raises ``ValueError`` with a one-line reason."""
+    limits: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.rpartition("=")
+        if not sep or not name:
+            raise ValueError(f"latency limit {item!r} is not QUEUE=SECONDS")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"latency limit {item!r}: {value!r} is not a number of seconds") from None
+        if not seconds > 0:
+            raise ValueError(f"latency limit {item!r} must be positive")
+        limits[name] = seconds
+    return limits

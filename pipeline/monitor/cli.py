@@ -1,0 +1,284 @@
+"""``python -m pipeline.monitor`` / ``rq-task-time-monitor``: options, the sampling loop, faults.
+
+Every option has an environment variable (given in ``--help``). Faults (Redis
+unreachable, wrong password, an ACL too narrow) never end the loop: each failed attempt
+writes a ``critical`` error line to the log, so the gap shows in Kibana, stderr gets one
+line per change of state, and attempts back off up to ``--max-backoff`` seconds. A Redis
+Cluster node is refused at once (exit 2): RQ does not support Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from redis import Redis
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from pipeline.line import LineClock, timezone_from_env
+from pipeline.tasklog import TaskLogHandler
+
+from .alerts import Thresholds, parse_latency_limits, worst
+from .line import CRITICAL, OK, STATUSES, render
+from .report import error_fields, sample_lines
+from .sample import ClusterModeError, Sample, take_sample
+
+PROG = "rq-task-time-monitor"
+DEFAULT_LOG = "/var/log/rq-task-time/queue-monitor.log"
+EXIT_CODES = {status: code for code, status in enumerate(STATUSES)}  # ok 0, warn 1, critical 2
+
+
+def _env_float(environ: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        return float(environ.get(name, "") or default)
+    except ValueError:
+        raise SystemExit(f"{PROG}: {name}={environ[name]!r} is not a number") from None
+
+
+def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """The options, each defaulting to its environment variable."""
+    env = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Sample RQ's queues in Redis, read-only, and log their health."
+    )
+    add = parser.add_argument
+    add("--url", default=env.get("RQ_REDIS_URL", "redis://localhost:6379/0"), help="Redis URL (RQ_REDIS_URL)")
+    add(
+        "--name",
+        default=env.get("TASK_TIME_MONITOR_NAME") or f"{socket.gethostname()}.{os.getpid()}",
+        help="this monitor's name in every line (TASK_TIME_MONITOR_NAME; default <host>.<pid>)",
+    )
+    add(
+        "--log", default=env.get("TASK_TIME_MONITOR_LOG") or DEFAULT_LOG, help="the monitor log (TASK_TIME_MONITOR_LOG)"
+    )
+    add(
+        "--interval",
+        type=float,
+        default=_env_float(env, "TASK_TIME_MONITOR_INTERVAL", 15),
+        help="seconds between samples (TASK_TIME_MONITOR_INTERVAL, 15)",
+    )
+    add(
+        "--queues",
+        default=env.get("TASK_TIME_MONITOR_QUEUES", ""),
+        help="comma-separated queue names (TASK_TIME_MONITOR_QUEUES; default: every queue in rq:queues)",
+    )
+    add(
+        "--memory-warn",
+        type=float,
+        default=_env_float(env, "TASK_TIME_MONITOR_MEMORY_WARN", 80),
+        help="warn at this %% of maxmemory (TASK_TIME_MONITOR_MEMORY_WARN, 80)",
+    )
+    add(
+        "--memory-critical",
+        type=float,
+        default=_env_float(env, "TASK_TIME_MONITOR_MEMORY_CRITICAL", 90),
+        help="critical at this %% of maxmemory (TASK_TIME_MONITOR_MEMORY_CRITICAL, 90)",
+    )
+    add(
+        "--max-latency",
+        default=env.get("TASK_TIME_MONITOR_MAX_LATENCY", "default=300"),
+        help="latency limits in seconds, QUEUE=SECONDS,...; 'default' for the rest "
+        "(TASK_TIME_MONITOR_MAX_LATENCY, default=300)",
+    )
+    add(
+        "--head",
+        type=int,
+        default=int(_env_float(env, "TASK_TIME_MONITOR_HEAD", 10)),
+        help="head jobs read per queue for the latency (TASK_TIME_MONITOR_HEAD, 10)",
+    )
+    add(
+        "--scheduled-grace",
+        type=float,
+        default=_env_float(env, "TASK_TIME_MONITOR_SCHEDULED_GRACE", 60),
+        help="seconds late before a scheduled job is overdue (TASK_TIME_MONITOR_SCHEDULED_GRACE, 60)",
+    )
+    add(
+        "--worker-ttl",
+        type=float,
+        default=_env_float(env, "TASK_TIME_MONITOR_WORKER_TTL", 480),
+        help="a worker whose last heartbeat is older is dead (TASK_TIME_MONITOR_WORKER_TTL, 480)",
+    )
+    add(
+        "--max-backoff",
+        type=float,
+        default=_env_float(env, "TASK_TIME_MONITOR_MAX_BACKOFF", 120),
+        help="longest wait between attempts while Redis fails (TASK_TIME_MONITOR_MAX_BACKOFF, 120)",
+    )
+    add(
+        "--check-window",
+        type=float,
+        default=_env_float(env, "TASK_TIME_MONITOR_CHECK_WINDOW", 1),
+        help="--check samples twice this far apart to see rising evictions or OOM rejections (1; 0: once)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="write one sample's lines and exit")
+    mode.add_argument("--check", action="store_true", help="print one line per problem; exit 0 ok, 1 warn, 2 critical")
+    args = parser.parse_args(argv)
+    try:
+        limits = parse_latency_limits(args.max_latency)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.interval <= 0 or args.max_backoff <= 0 or args.head < 1 or args.check_window < 0:
+        parser.error("--interval, --max-backoff and --head must be positive, --check-window not negative")
+    if not 0 < args.memory_warn <= args.memory_critical:
+        parser.error("need 0 < --memory-warn <= --memory-critical")
+    args.thresholds = Thresholds(args.memory_warn, args.memory_critical, limits)
+    args.queue_names = [name.strip() for name in args.queues.split(",") if name.strip()] or None
+    return args
+
+
+def classify(exc: BaseException) -> str:
+    """The ``Error:`` word for a failed sample."""
+    text = str(exc)
+    if isinstance(exc, ClusterModeError):
+        return "cluster"
+    if isinstance(exc, AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH", "invalid username")):
+        return "auth"
+    if isinstance(exc, NoPermissionError) or text.startswith("NOPERM"):
+        return "permission"
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+        return "unreachable"
+    return "error"
+
+
+def redis_label(connection: Redis) -> str:
+    """``host:port/db`` (or the socket path) of the connection, never its credentials."""
+    kwargs = connection.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"{kwargs['path']}/{kwargs.get('db', 0)}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+@dataclass
+class Monitor:
+    """The loop's state: the last good sample and the current fault, if any."""
+
+    args: argparse.Namespace
+    connection: Redis
+    handler: TaskLogHandler | None
+    clock: LineClock
+    previous: Sample | None = None
+    fault: str | None = None
+
+    @property
+    def label(self) -> str:
+        return redis_label(self.connection)
+
+    def say(self, text: str) -> None:
+        sys.stderr.write(f"{PROG} {self.args.name}: {text}\n")
+        sys.stderr.flush()
+
+    def write(self, fields: list[str], timestamp: float) -> None:
+        if self.handler is not None:
+            for text in fields:
+                self.handler.write_line(render(timestamp, text, self.clock))
+
+    def sample(self) -> Sample:
+        args = self.args
+        return take_sample(self.connection, args.queue_names, args.head, args.scheduled_grace, args.worker_ttl)
+
+    def step(self) -> bool:
+        """Sample once and write its lines, or the error line; True when the sample worked.
+
+        Raises ``ClusterModeError``: that one is not retried.
+        """
+        try:
+            sample = self.sample()
+        except ClusterModeError:
+            raise
+        except (RedisError, OSError) as exc:
+            kind, reason = classify(exc), _one_line(exc)
+            self.write([error_fields(self.args.name, self.label, kind, reason)], time.time())
+            if self.fault != f"{kind}: {reason}":
+                retry = "" if self.args.once else "; retrying with backoff"
+                self.say(f"cannot sample Redis at {self.label} ({kind}): {reason}{retry}")
+            self.fault = f"{kind}: {reason}"
+            return False
+        if self.fault is not None:
+            self.say(f"Redis at {self.label} can be sampled again")
+            self.fault = None
+        lines, _ = sample_lines(sample, self.previous, self.args.thresholds, self.args.name, self.label)
+        self.write(lines, sample.taken_at)
+        self.previous = sample
+        return True
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if classify(exc) == "permission":
+        text = f"NOPERM {text} (the monitor's ACL user needs +info and read commands on rq:*)"
+    return text
+
+
+def run_loop(monitor: Monitor) -> int:
+    """Sample every ``--interval`` seconds until stopped; back off while Redis fails."""
+    args, failures = monitor.args, 0
+    next_at = time.monotonic()
+    while True:
+        failures = 0 if monitor.step() else failures + 1
+        if args.once:
+            return 0 if failures == 0 else 2
+        delay = args.interval if failures == 0 else min(args.max_backoff, args.interval * 2 ** (failures - 1))
+        next_at = max(next_at + delay, time.monotonic()) if failures == 0 else time.monotonic() + delay
+        time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def run_check(monitor: Monitor) -> int:
+    """Print one line per problem (or one ``OK`` line) and return 0, 1 or 2."""
+    args = monitor.args
+    try:
+        first = monitor.sample()
+        if args.check_window > 0:
+            time.sleep(args.check_window)
+            sample = monitor.sample()
+        else:
+            sample, first = first, None
+    except ClusterModeError:
+        raise
+    except (RedisError, OSError) as exc:
+        print(f"CRITICAL {args.name}: cannot sample Redis at {monitor.label} ({classify(exc)}): {_one_line(exc)}")
+        return EXIT_CODES[CRITICAL]
+    _, problems = sample_lines(sample, first, args.thresholds, args.name, monitor.label)
+    for level, text in problems:
+        print(f"{level.upper()} {args.name}: {text}")
+    status = worst([level for level, _ in problems])
+    if status == OK:
+        memory = f"{sample.redis.memory_used_pct:.1f}% of maxmemory" if sample.redis.maxmemory else "no maxmemory"
+        print(f"OK {args.name}: {len(sample.queues)} queues, memory {memory}")
+    return EXIT_CODES[status]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m pipeline.monitor`` and ``rq-task-time-monitor``."""
+    args = parse_args(argv)
+    try:
+        clock = LineClock(timezone_from_env())
+    except ValueError as exc:
+        print(f"{PROG} {args.name}: {exc}", file=sys.stderr)
+        return 2
+    connection = Redis.from_url(args.url, socket_timeout=10, socket_connect_timeout=5)
+    handler = None if args.check else TaskLogHandler(args.log)
+    monitor = Monitor(args, connection, handler, clock)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        return run_check(monitor) if args.check else run_loop(monitor)
+    except ClusterModeError:
+        text = (
+            f"Redis at {monitor.label} is a Redis Cluster node (cluster_enabled:1): RQ does not support Redis Cluster"
+        )
+        monitor.write([error_fields(args.name, monitor.label, "cluster", text)], time.time())
+        print(f"{PROG} {args.name}: refusing: {text}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if handler is not None:
+            handler.close()

@@ -1,0 +1,129 @@
+"""The queue-monitor line: the contract between the monitor and Logstash's grok.
+
+Three kinds of line, all ``Time: <asctime> Monitor: <name> Status: <status> …`` and all
+ending with an optional free-text ``Reason:``::
+
+    Time: 2026-11-22 07:30:00,012 Monitor: host.42 Status: warn Redis: 127.0.0.1:6379/0 Used-memory: 850000 \
+Maxmemory: 1000000 Memory-used: 85.00 Policy: noeviction Evicted: 0 OOM-rejected: 0 Suspended: false \
+Sample-time: 0.001234 Reason: memory 85.0% of maxmemory >= 80%
+    Time: … Monitor: host.42 Status: critical Queue: default Depth: 12 Latency: 40.512000 Missing: 0 Started: 0 \
+Abandoned: 0 Failed: 3 New-failed: 1 Deferred: 0 Scheduled: 0 Overdue: 0 Workers: 0 Busy: 0 Idle: 0 \
+Reason: 12 jobs waiting and no live worker
+    Time: … Monitor: host.42 Status: critical Redis: 127.0.0.1:6379/0 Error: unreachable Reason: Connection refused
+
+Fields are defined once here, as ``pipeline.line`` defines the task line;
+``logstash/pipeline/queue-monitor.conf`` is the only reader and the tests bind the two.
+"""
+
+from __future__ import annotations
+
+from pipeline.line import EMPTY, Field, LineClock, encode_name, format_line
+
+OK = "ok"
+WARN = "warn"
+CRITICAL = "critical"
+STATUSES = (OK, WARN, CRITICAL)
+ERRORS = ("unreachable", "auth", "permission", "cluster", "error")
+
+# Kinds beyond pipeline.line's: ``count`` (a non-negative integer), ``percent`` (two
+# decimals), ``bool`` (true/false), ``word`` (a token written as is), ``text`` (the rest
+# of the line), ``seconds-or-none`` (seconds, or ``-`` when unknown).
+TIME = Field("Time", "timestamp", "timestamp")
+MONITOR = Field("Monitor", "monitor", "name")
+STATUS = Field("Status", "status", "status")
+REASON = Field("Reason", "reason", "text")
+
+REDIS = Field("Redis", "redis", "name")
+USED_MEMORY = Field("Used-memory", "used_memory", "count")
+MAXMEMORY = Field("Maxmemory", "maxmemory", "count")
+MEMORY_USED = Field("Memory-used", "memory_used_pct", "percent")
+POLICY = Field("Policy", "maxmemory_policy", "name")
+EVICTED = Field("Evicted", "evicted_keys", "count")
+OOM_REJECTED = Field("OOM-rejected", "oom_rejections", "count")
+SUSPENDED = Field("Suspended", "suspended", "bool")
+SAMPLE_TIME = Field("Sample-time", "sample_time", "seconds")
+ERROR = Field("Error", "error", "word")
+
+QUEUE = Field("Queue", "queue", "name")
+DEPTH = Field("Depth", "depth", "count")
+LATENCY = Field("Latency", "latency", "seconds-or-none")
+MISSING = Field("Missing", "missing", "count")
+STARTED = Field("Started", "started", "count")
+ABANDONED = Field("Abandoned", "abandoned", "count")
+FAILED = Field("Failed", "failed", "count")
+NEW_FAILED = Field("New-failed", "new_failed", "count")
+DEFERRED = Field("Deferred", "deferred", "count")
+SCHEDULED = Field("Scheduled", "scheduled", "count")
+OVERDUE = Field("Overdue", "overdue", "count")
+WORKERS = Field("Workers", "workers", "count")
+BUSY = Field("Busy", "busy", "count")
+IDLE = Field("Idle", "idle", "count")
+
+# Every line starts with these, in this order.
+HEAD_FIELDS = (TIME, MONITOR, STATUS)
+# Then one of these bodies, in this order; every line may end with REASON.
+REDIS_FIELDS = (REDIS, USED_MEMORY, MAXMEMORY, MEMORY_USED, POLICY, EVICTED, OOM_REJECTED, SUSPENDED, SAMPLE_TIME)
+QUEUE_FIELDS = (
+    QUEUE,
+    DEPTH,
+    LATENCY,
+    MISSING,
+    STARTED,
+    ABANDONED,
+    FAILED,
+    NEW_FAILED,
+    DEFERRED,
+    SCHEDULED,
+    OVERDUE,
+    WORKERS,
+    BUSY,
+    IDLE,
+)
+ERROR_FIELDS = (REDIS, ERROR)
+LINE_KINDS = {"redis": REDIS_FIELDS, "queue": QUEUE_FIELDS, "error": ERROR_FIELDS}
+
+
+def _value(field: Field, value: object) -> str:
+    kind = field.kind
+    if kind == "name":
+        return encode_name(None if value is None else str(value))
+    if kind == "count":
+        return str(int(value))  # type: ignore[call-overload]
+    if kind == "percent":
+        return f"{float(value):.2f}"  # type: ignore[arg-type]
+    if kind == "seconds" or (kind == "seconds-or-none" and value is not None):
+        return f"{float(value):.6f}"  # type: ignore[arg-type]
+    if kind == "seconds-or-none":
+        return EMPTY
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind in ("word", "status"):
+        text = str(value)
+        if not text or not text.isprintable() or " " in text:
+            raise ValueError(f"{field.label}: {text!r} is not one word")
+        return text
+    raise ValueError(f"unknown field kind {kind!r}")
+
+
+def clean_reason(reason: str) -> str:
+    """A reason as it can be written: printable, on one line, ``-`` when empty."""
+    text = "".join(char if char.isprintable() else " " for char in reason).strip()
+    return text or EMPTY
+
+
+def format_fields(monitor: str, status: str, kind: str, values: dict[str, object], reason: str = "") -> str:
+    """Everything after the timestamp for a line of ``kind`` (``redis``, ``queue`` or ``error``).
+
+    ``values`` maps each body field's ``name`` to its value.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} is not one of {STATUSES}")
+    parts = [f"{MONITOR.label}: {encode_name(monitor)}", f"{STATUS.label}: {status}"]
+    parts += [f"{field.label}: {_value(field, values[field.name])}" for field in LINE_KINDS[kind]]
+    parts.append(f"{REASON.label}: {clean_reason(reason)}")
+    return " ".join(parts)
+
+
+def render(timestamp: float, fields: str, clock: LineClock) -> str:
+    """The whole line for ``format_fields``' result written at ``timestamp``."""
+    return format_line(timestamp, fields, clock)

@@ -1,0 +1,156 @@
+"""Run the queue monitor as a read-only Redis ACL user and read its lines back through Logstash's config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from redis import ConnectionPool, Redis
+from redis.connection import Connection
+from rq.worker import Worker
+
+from pipeline.monitor import acl
+from tests.support import logstash
+from tests.support.workers import REPO
+
+CONFIG = REPO / "logstash" / "pipeline" / "queue-monitor.conf"
+PASSWORD = "monitor-pass-1"
+
+
+def grant_monitor(admin: Redis, password: str = PASSWORD, rules: tuple[str, ...] = acl.RULES) -> None:
+    """Create (or reset) the monitor's ACL user with ``rules``."""
+    admin.execute_command("ACL", "SETUSER", acl.USER, "reset", "on", f">{password}", *rules)
+
+
+def monitor_url(server_url: str, password: str = PASSWORD, user: str = acl.USER) -> str:
+    """``server_url`` with the monitor user's credentials."""
+    return server_url.replace("redis://", f"redis://{user}:{password}@", 1)
+
+
+def monitor_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASK_TIME_", "RQ_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def monitor_command(url: str, log: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.monitor", "--url", url, "--log", str(log), *args]
+
+
+def run_monitor(url: str, log: Path, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline.monitor`` run to its end."""
+    return subprocess.run(
+        monitor_command(url, log, *args), env=monitor_env(**env), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_monitor(url: str, log: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """The monitor's loop in the background; the caller stops it."""
+    return subprocess.Popen(
+        monitor_command(url, log, *args),
+        env=monitor_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+_pipeline: logstash.Pipeline | None = None
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The event Logstash's queue-monitor pipeline makes of one line (fails the test if it does not parse)."""
+    global _pipeline
+    if _pipeline is None:
+        _pipeline = logstash.Pipeline(path=CONFIG, environ={})
+    event = _pipeline.run(text, path="/var/log/rq-task-time/queue-monitor.log")
+    assert "tags" not in event, (text, event.get("tags"))
+    return event
+
+
+def read_events(log: Path) -> list[dict[str, Any]]:
+    """Every line of the monitor log, parsed."""
+    if not log.exists():
+        return []
+    return [parse(text) for text in log.read_text(encoding="utf-8").splitlines()]
+
+
+class QuickExpiryWorker(Worker):
+    """RQ's worker with the started-registry margin cut from 60 s to 3 s.
+
+    RQ gives an execution's started-registry entry an expiry of now + min(job timeout,
+    monitoring interval) + 60 s; a worker killed mid-job shows as abandoned only after
+    that. The tests shorten the wait, not the mechanism.
+    """
+
+    def get_heartbeat_ttl(self, job: Any) -> int:
+        return min(super().get_heartbeat_ttl(job), 3)
+
+
+class CountingConnection(Connection):
+    """A redis-py connection that counts what it sends: round trips (writes to the socket) and commands."""
+
+    round_trips = 0
+    commands = 0
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.round_trips = cls.commands = 0
+
+    def pack_commands(self, commands: Any) -> Any:
+        commands = list(commands)
+        CountingConnection.commands += len(commands) - 1  # send_packed_command counts one
+        return super().pack_commands(commands)
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.round_trips += 1
+        CountingConnection.commands += 1
+        super().send_packed_command(command, check_health)
+
+
+def counting_client(like: Redis) -> Redis:
+    """A client with ``like``'s address and credentials whose traffic ``CountingConnection`` counts.
+
+    It connects (and so authenticates) before returning: only what follows is counted.
+    """
+    kwargs = dict(like.connection_pool.connection_kwargs)
+    client = Redis(connection_pool=ConnectionPool(connection_class=CountingConnection, **kwargs))
+    client.ping()
+    CountingConnection.reset()
+    return client
+
+
+def start_redis(port: int, folder: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``redis-server`` on ``port`` (which the caller chose) with extra ``args``; waits until it answers."""
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if Redis(port=port).ping():
+                return process
+        except Exception:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"redis-server did not start on port {port}") from None
+            time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 10) -> tuple[Any, Any]:
+    """SIGTERM, then SIGKILL after ``timeout``; the process's output."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()
