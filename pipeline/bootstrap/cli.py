@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 
+from .alerting import install_alerting, load_alerting
 from .assets import find_assets, is_bundled, load_elasticsearch_assets
 from .elastic import Connection, check_version, describe, wait_for_cluster_health
 from .install import install_all
@@ -160,6 +161,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> None:
         export_to_files(kibana, root, list(dict.fromkeys(keys)), reporter)
         return
     saved_objects = [] if args.skip_kibana else load_saved_objects(root)
+    alerting = [] if args.skip_kibana else load_alerting(root)
     warn_default_secrets(args, reporter)
     if not args.kibana_only:
         set_up_elasticsearch(args, target, reporter)
@@ -169,6 +171,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> None:
     kibana = target.kibana(kibana_url)
     wait_for_kibana_status(kibana, args.timeout, reporter)
     import_objects(kibana, saved_objects, reporter, args.dry_run)
+    install_alerting(kibana, alerting, reporter, args.dry_run)
 
 
 class Terminated(BaseException):

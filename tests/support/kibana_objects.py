@@ -41,8 +41,18 @@ def search_request(saved: dict[str, Any], size: int = 100) -> dict[str, Any]:
 
 
 def lens_layer(lens: dict[str, Any]) -> dict[str, Any]:
-    [layer] = lens["attributes"]["state"]["datasourceStates"]["formBased"]["layers"].values()
+    """The one layer of a Lens object that reads data (reference-line layers hold static values only)."""
+    layers = lens["attributes"]["state"]["datasourceStates"]["formBased"]["layers"].values()
+    [layer] = [layer for layer in layers if not all(c.get("isStaticValue") for c in layer["columns"].values())]
     return layer
+
+
+def data_view(saved: dict[str, Any], found: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """The data view a search or Lens object reads (a data view is its own)."""
+    if saved["type"] == "index-pattern":
+        return saved
+    [view_id] = {ref["id"] for ref in saved["references"] if ref["type"] == "index-pattern"}
+    return found[("index-pattern", view_id)]
 
 
 _METRICS = {

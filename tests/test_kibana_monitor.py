@@ -1,0 +1,340 @@
+"""The queue-monitor side of Kibana: data view, "Queues in trouble", the Queue health dashboard and the rules.
+
+Kibana does not run in the tests. The saved search and the per-queue table run as the
+requests Kibana sends for them, and each rule's condition as the query its rule type runs,
+on real monitor lines (written by ``pipeline.monitor.line``, through the queue-monitor
+pipeline's stages) in the real cluster. The alerting API requests are checked against a
+recording server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from pipeline.bootstrap.alerting import load_alerting, rule_request
+from pipeline.line import LineClock
+from pipeline.monitor import line as monitor_line
+from pipeline.monitor.alerts import Thresholds
+from tests.conftest import ElasticsearchTarget, bootstrap
+from tests.support import kibana_objects, logstash
+from tests.support.recording_server import Reply, Request, recording_server, reply_json
+
+REPO = Path(__file__).resolve().parents[1]
+OBJECTS = kibana_objects.objects()
+ALERTING = {(a.kind, a.id): a for a in load_alerting(REPO)}
+CONFIG = REPO / "logstash" / "pipeline" / "queue-monitor.conf"
+
+QUEUE_VALUES = {
+    "depth": 0,
+    "latency": None,
+    "missing": 0,
+    "started": 0,
+    "abandoned": 0,
+    "failed": 0,
+    "new_failed": 0,
+    "deferred": 0,
+    "scheduled": 0,
+    "overdue": 0,
+    "workers": 1,
+    "busy": 0,
+    "idle": 1,
+}
+REDIS_VALUES = {
+    "redis": "127.0.0.1:6379/0",
+    "used_memory": 1000,
+    "maxmemory": 10000,
+    "memory_used_pct": 10.0,
+    "maxmemory_policy": "noeviction",
+    "evicted_keys": 0,
+    "oom_rejections": 0,
+    "suspended": False,
+    "sample_time": 0.001,
+}
+
+
+def monitor_document(status: str, kind: str, values: dict[str, Any], reason: str = "", ago: float = 0) -> tuple:
+    """(index, document) for one monitor line, as the queue-monitor pipeline makes it."""
+    fields = monitor_line.format_fields("test.1", status, kind, values, reason)
+    text = monitor_line.render(time.time() - ago, fields, LineClock())
+    event = logstash.Pipeline(CONFIG, environ={}).run(text)
+    assert "tags" not in event, text
+    return event["@metadata"]["_index"], logstash.document(event)
+
+
+def index(client: Elasticsearch, documents: list[tuple]) -> None:
+    operations = []
+    for name, document in documents:
+        operations += [{"create": {"_index": name}}, document]
+    response = client.bulk(operations=operations, refresh="wait_for")
+    assert not response["errors"], response
+
+
+def queue(name: str, status: str, ago: float = 0, **values: Any) -> tuple:
+    return monitor_document(status, "queue", {**QUEUE_VALUES, "queue": name, **values}, f"{name} {status}", ago)
+
+
+def redis_line(status: str, ago: float = 0, **values: Any) -> tuple:
+    return monitor_document(status, "redis", {**REDIS_VALUES, **values}, "", ago)
+
+
+# ------------------------------------------------------------------------- static
+
+
+def test_memory_panel_draws_the_monitor_s_own_thresholds() -> None:
+    layers = OBJECTS[("lens", "queue-monitor-memory")]["attributes"]["state"]["datasourceStates"]["formBased"]
+    static = [c for layer in layers["layers"].values() for c in layer["columns"].values() if c.get("isStaticValue")]
+    defaults = Thresholds()
+    assert sorted(float(c["params"]["value"]) for c in static) == [defaults.memory_warn, defaults.memory_critical]
+    rule = ALERTING[("rule", "redis-memory-high")].body["params"]
+    assert (rule["aggField"], rule["thresholdComparator"], rule["threshold"]) == (
+        "memory_used_pct",
+        ">=",
+        [defaults.memory_warn],
+    )
+
+
+def test_a_queue_in_trouble_is_one_click_from_its_task_ranking() -> None:
+    dashboard = OBJECTS[("dashboard", "queue-health")]
+    references = {ref["name"]: ref for ref in dashboard["references"]}
+    drilldowns = 0
+    for panel in dashboard["attributes"]["panelsJSON"]:
+        events = panel["embeddableConfig"]["enhancements"].get("dynamicActions", {}).get("events", [])
+        for event in events:
+            drilldowns += 1
+            action = event["action"]
+            assert action["factoryId"] == "DASHBOARD_TO_DASHBOARD_DRILLDOWN"
+            assert action["config"]["useCurrentFilters"] and action["config"]["useCurrentDateRange"]
+            target = references[
+                f"{panel['panelIndex']}:drilldown:DASHBOARD_TO_DASHBOARD_DRILLDOWN:{event['eventId']}:dashboardId"
+            ]
+            assert (target["type"], target["id"]) == ("dashboard", "task-time-overview")
+            # The click filters on the panel's bucket field, which the task indices map too.
+            lens_id = references[f"{panel['panelIndex']}:{panel['panelRefName']}"]["id"]
+            fields = {
+                c["sourceField"]
+                for c in kibana_objects.lens_layer(OBJECTS[("lens", lens_id)])["columns"].values()
+                if c["operationType"] == "terms"
+            }
+            assert fields == {"queue"}
+    assert drilldowns >= 2
+    task_mapping = json.loads((REPO / "elasticsearch/component-templates/task-time-mappings.json").read_text())
+    assert task_mapping["template"]["mappings"]["properties"]["queue"]["type"] == "keyword"
+
+
+def test_every_rule_and_connector_file_is_well_formed_and_tagged_on_install() -> None:
+    rules = [a for a in ALERTING.values() if a.kind == "rule"]
+    assert {r.body["rule_type_id"] for r in rules} <= {".es-query", ".index-threshold"}  # basic licence
+    assert {a.body["connector_type_id"] for a in ALERTING.values() if a.kind == "connector"} == {".server-log"}
+    for rule in rules:
+        created, updated = rule_request(rule, create=True), rule_request(rule, create=False)
+        assert f"rq-task-time:{rule.digest}" in created["tags"] and created["enabled"] is True
+        assert "rule_type_id" not in updated and "consumer" not in updated and "enabled" not in updated
+        assert rule.body["params"]["index"] == [OBJECTS[("index-pattern", "queue-monitor")]["attributes"]["title"]]
+
+
+# ------------------------------------------------------------ real cluster, real data
+
+
+@pytest.fixture
+def monitored(es: ElasticsearchTarget) -> Elasticsearch:
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    client = es.client()
+    index(
+        client,
+        [
+            redis_line("ok", ago=600, memory_used_pct=40.0),
+            redis_line("critical", ago=30, memory_used_pct=93.5),
+            queue("default", "ok", ago=600, depth=3, latency=1.0),
+            queue("default", "critical", ago=30, depth=40, latency=400.0, workers=0, busy=0, idle=0),
+            queue("high", "warn", ago=30, depth=2, latency=5.0, abandoned=1),
+            queue("low", "ok", ago=30, depth=0),
+        ],
+    )
+    return client
+
+
+def test_queues_in_trouble_lists_warn_and_critical_lines_only(monitored: Elasticsearch) -> None:
+    search = OBJECTS[("search", "queue-monitor-trouble")]
+    title = kibana_objects.data_view(search, OBJECTS)["attributes"]["title"]
+    hits = monitored.search(index=title, **kibana_objects.search_request(search))["hits"]["hits"]
+    assert sorted(hit["_source"]["status"] for hit in hits) == ["critical", "critical", "warn"]
+    assert {hit["_source"].get("queue") for hit in hits} == {"default", "high", None}  # None: the Redis line
+
+
+def test_queue_table_shows_latest_status_and_worst_latency_per_queue(monitored: Elasticsearch) -> None:
+    lens = OBJECTS[("lens", "queue-monitor-queues")]
+    columns = kibana_objects.lens_layer(lens)["columns"]
+    terms = columns["queue"]
+    metrics: dict[str, Any] = {}
+    for cid, column in columns.items():
+        if column["operationType"] == "max":
+            metrics[cid] = {"max": {"field": column["sourceField"]}}
+        elif column["operationType"] == "sum":
+            metrics[cid] = {"sum": {"field": column["sourceField"]}}
+        elif column["operationType"] == "last_value":  # Lens's last value of a keyword: top_hits sorted by time
+            metrics[cid] = {
+                "top_hits": {
+                    "size": 1,
+                    "sort": [{column["params"]["sortField"]: {"order": "desc"}}],
+                    "fields": [column["sourceField"]],
+                    "_source": False,
+                }
+            }
+    order = terms["params"]["orderBy"]["columnId"]
+    request = {
+        "size": 0,
+        "query": {"query_string": {"query": lens["attributes"]["state"]["query"]["query"]}},
+        "aggs": {
+            "queue": {
+                "terms": {
+                    "field": "queue",
+                    "size": terms["params"]["size"],
+                    "order": {order: terms["params"]["orderDirection"]},
+                },
+                "aggs": metrics,
+            }
+        },
+    }
+    buckets = monitored.search(index="queue-monitor-*", **request)["aggregations"]["queue"]["buckets"]
+    assert [b["key"] for b in buckets][:2] == ["default", "high"]  # worst latency first
+    default = buckets[0]
+    [latest] = default["status"]["hits"]["hits"]
+    assert latest["fields"]["status"] == ["critical"]  # the latest sample's status
+    assert default["latency"]["value"] == 400.0 and default["depth"]["value"] == 40
+
+
+def _rule_fires(client: Elasticsearch, rule: dict[str, Any]) -> bool:
+    """Evaluate a rule's condition as its rule type does: a query over the time window, then the threshold."""
+    params = rule["params"]
+    window = {"range": {params["timeField"]: {"gte": f"now-{params['timeWindowSize']}{params['timeWindowUnit']}"}}}
+    comparators = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+    compare = comparators[params["thresholdComparator"]]
+    if rule["rule_type_id"] == ".es-query":
+        query = json.loads(params["esQuery"])["query"]
+        count = client.count(index=params["index"], query={"bool": {"filter": [query, window]}})["count"]
+        return compare(float(count), float(params["threshold"][0]))
+    assert rule["rule_type_id"] == ".index-threshold"
+    aggregation = {params["aggType"]: {"field": params["aggField"]}}
+    response = client.search(
+        index=params["index"],
+        size=0,
+        query=window,
+        aggs={
+            "group": {"terms": {"field": params["termField"], "size": params["termSize"]}, "aggs": {"v": aggregation}}
+        },
+    )
+    values = [b["v"]["value"] for b in response["aggregations"]["group"]["buckets"]]
+    return any(value is not None and compare(float(value), float(params["threshold"][0])) for value in values)
+
+
+def test_rules_fire_on_the_samples_they_are_for(monitored: Elasticsearch) -> None:
+    rules = {rule_id: asset.body for (kind, rule_id), asset in ALERTING.items() if kind == "rule"}
+    fired = {rule_id: _rule_fires(monitored, rule) for rule_id, rule in rules.items()}
+    assert fired == {
+        "queue-monitor-critical": True,
+        "queue-monitor-warn": True,
+        "redis-memory-high": True,
+        "queue-monitor-silent": False,
+    }
+
+
+def test_rules_stay_quiet_on_healthy_samples_and_the_silence_rule_sees_a_gap(es: ElasticsearchTarget) -> None:
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    client = es.client()
+    rules = {rule_id: asset.body for (kind, rule_id), asset in ALERTING.items() if kind == "rule"}
+    index(client, [redis_line("ok", ago=3600), queue("default", "ok", ago=3600)])  # only old samples: a gap
+    assert {rule_id: _rule_fires(client, rule) for rule_id, rule in rules.items()}["queue-monitor-silent"] is True
+    index(client, [redis_line("ok", memory_used_pct=79.9), queue("default", "ok", depth=1, latency=2.0)])
+    assert not any(_rule_fires(client, rule) for rule in rules.values())
+
+
+# ------------------------------------------------------------- alerting API requests
+
+
+def kibana_with_alerting(installed: dict[str, dict], health: dict | None = None, status_for_writes: int = 200):
+    """A recording Kibana with alerting: ``installed`` maps API paths to what a GET returns."""
+    health = {"has_permanent_encryption_key": True, "is_sufficiently_secure": True} if health is None else health
+
+    def respond(request: Request) -> Reply:
+        if request.path == "/api/status":
+            return reply_json(200, {"status": {"overall": {"level": "available"}}})
+        if request.path == "/api/saved_objects/_export":
+            return reply_json(400, {"message": "Error fetching objects to export"})
+        if request.path == "/api/saved_objects/_import":
+            return reply_json(200, {"success": True, "successCount": 0, "successResults": []})
+        if request.path == "/api/alerting/_health":
+            return reply_json(200, health)
+        if request.method == "GET":
+            if request.path in installed:
+                return reply_json(200, installed[request.path])
+            return reply_json(404, {"statusCode": 404, "message": "Saved object not found"})
+        return reply_json(status_for_writes, {"id": request.path.rsplit("/", 1)[-1], "message": "refused"})
+
+    return recording_server(respond)
+
+
+def run_kibana_only(es: ElasticsearchTarget, url: str) -> Any:
+    return bootstrap(es, "--kibana-only", KIBANA_URL=url)
+
+
+def test_first_run_creates_the_connector_then_each_rule_enabled(es: ElasticsearchTarget) -> None:
+    with kibana_with_alerting({}) as (url, requests):
+        done = run_kibana_only(es, url)
+    assert done.returncode == 0, done.stderr
+    writes = [r for r in requests if r.method in ("POST", "PUT") and "/api/saved_objects/" not in r.path]
+    connectors = [a for a in ALERTING.values() if a.kind == "connector"]
+    rules = [a for a in ALERTING.values() if a.kind == "rule"]
+    assert [r.path for r in writes] == [a.api for a in connectors] + [a.api for a in rules]
+    assert all(r.method == "POST" and r.headers["kbn-xsrf"] for r in writes)
+    assert writes[0].json() == {
+        "name": connectors[0].body["name"],
+        "connector_type_id": ".server-log",
+        "config": {},
+        "secrets": {},
+    }
+    for request, rule in zip(writes[len(connectors) :], rules, strict=True):
+        assert request.json() == rule_request(rule, create=True)
+        assert f"kibana: rule {rule.id}: created" in done.stdout
+
+
+def test_installed_rules_are_unchanged_or_updated_by_digest(es: ElasticsearchTarget) -> None:
+    rules = [a for a in ALERTING.values() if a.kind == "rule"]
+    installed = {a.api: {**a.body} for a in ALERTING.values() if a.kind == "connector"}
+    for rule in rules:
+        installed[rule.api] = {**rule_request(rule, create=True), "id": rule.id}
+    stale = rules[0]
+    installed[stale.api]["tags"] = ["rq-task-time", "rq-task-time:0000000000000000"]
+    with kibana_with_alerting(installed) as (url, requests):
+        done = run_kibana_only(es, url)
+    assert done.returncode == 0, done.stderr
+    writes = [
+        (r.method, r.path) for r in requests if r.method in ("POST", "PUT") and "/api/saved_objects/" not in r.path
+    ]
+    assert writes == [("PUT", stale.api)]
+    [update] = [r for r in requests if r.method == "PUT"]
+    assert update.json() == rule_request(stale, create=False)
+    assert f"kibana: rule {stale.id}: updated" in done.stdout
+    assert all(f"kibana: rule {r.id}: unchanged" in done.stdout for r in rules[1:])
+
+
+def test_without_an_encryption_key_rules_are_skipped_with_the_reason(es: ElasticsearchTarget) -> None:
+    with kibana_with_alerting({}, health={"has_permanent_encryption_key": False}) as (url, requests):
+        done = run_kibana_only(es, url)
+    assert done.returncode == 0, done.stderr
+    assert not [r for r in requests if r.method in ("POST", "PUT") and "/api/alerting/" in r.path]
+    assert "skipped (Kibana has no xpack.encryptedSavedObjects.encryptionKey" in done.stdout
+
+
+def test_a_rule_kibana_refuses_is_one_line_naming_its_file(es: ElasticsearchTarget) -> None:
+    with kibana_with_alerting({}, status_for_writes=400) as (url, _):
+        done = run_kibana_only(es, url)
+    assert done.returncode == 1
+    [error] = done.stderr.strip().splitlines()
+    assert error.startswith("bootstrap: error: kibana: rejected connector rq-task-time-server-log from ")
+    assert "kibana/alerting/connectors/rq-task-time-server-log.json: HTTP 400: refused" in error
