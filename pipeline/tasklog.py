@@ -67,9 +67,19 @@ class TaskLogHandler(logging.Handler):
     no good line is glued to it. A handler writing alone pays no extra system call.
     """
 
-    def __init__(self, path: str | os.PathLike[str], level: int = logging.NOTSET) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        level: int = logging.NOTSET,
+        describe: str = "task-time log",
+        variable: str = PATH_ENV,
+        reporter: str = LOGGER_NAME,
+    ) -> None:
+        """``describe``, ``variable`` and ``reporter`` name the log, the setting that moves it and
+        who reports a problem with it, in the one-line messages."""
         super().__init__(level)
         self.path = os.fspath(path)
+        self.describe, self.variable, self.reporter = describe, variable, reporter
         self._fd = -1
         self._identity: tuple[int, int] | None = None
         self._readable = False
@@ -94,7 +104,8 @@ class TaskLogHandler(logging.Handler):
                 readable = False
         except OSError as exc:
             raise TaskLogError(
-                f"cannot open the task-time log {self.path}: {exc.strerror or exc} (set {PATH_ENV} to a writable file)"
+                f"cannot open the {self.describe} {self.path}: {exc.strerror or exc} "
+                f"(set {self.variable} to a writable file)"
             ) from None
         stat = os.fstat(fd)
         old, self._fd, self._identity = self._fd, fd, (stat.st_dev, stat.st_ino)
@@ -167,7 +178,7 @@ class TaskLogHandler(logging.Handler):
         message = str(exc) if isinstance(exc, TaskLogError) else f"cannot write to {self.path}: {exc}"
         if message not in self._reported:
             self._reported.add(message)
-            sys.stderr.write(f"{LOGGER_NAME}: {message}\n")
+            sys.stderr.write(f"{self.reporter}: {message}\n")
 
     def close(self) -> None:
         self.acquire()

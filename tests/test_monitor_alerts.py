@@ -139,3 +139,12 @@ def test_latency_limits_parse() -> None:
     assert parse_latency_limits("high=30, default=300") == {"high": 30.0, "default": 300.0}
     assert parse_args(["--max-latency", "a=b=1"], environ={}).thresholds.latency_limit("a=b") == 1.0
     assert parse_args([], environ={}).thresholds.latency_limit("anything") == 300.0
+
+
+def test_a_log_that_cannot_be_opened_is_refused_at_start_in_one_line(url: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # a file where the log's folder should be
+    done = run_monitor(url, blocker / "queue-monitor.log", "--once")
+    assert done.returncode == 2
+    [error] = done.stderr.strip().splitlines()
+    assert "cannot open the queue-monitor log" in error and "TASK_TIME_MONITOR_LOG" in error, error

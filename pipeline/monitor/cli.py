@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.line import LineClock, timezone_from_env
-from pipeline.tasklog import TaskLogHandler
+from pipeline.tasklog import TaskLogError, TaskLogHandler
 
 from .alerts import Thresholds, parse_latency_limits, worst
 from .line import CRITICAL, OK, STATUSES, render
@@ -265,7 +265,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG} {args.name}: {exc}", file=sys.stderr)
         return 2
     connection = Redis.from_url(args.url, socket_timeout=10, socket_connect_timeout=5)
-    handler = None if args.check else TaskLogHandler(args.log)
+    handler = (
+        None
+        if args.check
+        else TaskLogHandler(args.log, describe="queue-monitor log", variable="TASK_TIME_MONITOR_LOG", reporter=PROG)
+    )
+    if handler is not None:
+        try:
+            handler.open()  # a log that cannot be written is refused at start, not found out per line
+        except TaskLogError as exc:
+            print(f"{PROG} {args.name}: {exc}", file=sys.stderr)
+            return 2
     monitor = Monitor(args, connection, handler, clock)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
