@@ -46,11 +46,11 @@ def _check_class(path: str, kind: str) -> str | None:
     return None
 
 
-def check_classes(args: Sequence[str], defaults: dict[str, Any]) -> None:
-    """Resolve the worker and job classes ``rq worker`` would use for ``args``.
+def chosen_classes(args: Sequence[str], defaults: dict[str, Any]) -> dict[str, str]:
+    """The worker and job class paths ``rq worker`` would use for ``args``, by kind.
 
     The options are read by RQ's own ``worker`` command (click, with the same defaults and
-    environment variables). Raises ``ValueError`` with a one-line reason.
+    environment variables); its ``--path`` folders are added to ``sys.path`` as RQ adds them.
     """
     from rq.cli import main as rq_main
 
@@ -60,8 +60,13 @@ def check_classes(args: Sequence[str], defaults: dict[str, Any]) -> None:
     for folder in context.params.get("path") or ():
         if folder not in sys.path:
             sys.path.append(folder)
-    for kind in ("worker", "job"):
-        problem = _check_class(context.params[f"{kind}_class"], kind)
+    return {kind: context.params[f"{kind}_class"] for kind in ("worker", "job")}
+
+
+def check_classes(args: Sequence[str], defaults: dict[str, Any]) -> None:
+    """Resolve the classes ``rq worker`` would use for ``args``; raise ``ValueError`` with a one-line reason."""
+    for kind, path in chosen_classes(args, defaults).items():
+        problem = _check_class(path, kind)
         if problem:
             raise ValueError(problem)
 

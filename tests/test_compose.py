@@ -8,6 +8,7 @@ The tests then cross-check the resolved project against the rest of the reposito
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tomllib
@@ -19,7 +20,7 @@ import pytest
 import yaml
 from rq.utils import import_attribute
 
-from pipeline.cli import worker_arguments
+from pipeline.cli import chosen_classes, worker_defaults
 from pipeline.job import TimedJob
 from pipeline.tasklog import DEFAULT_PATH
 from pipeline.worker import TimedWorker
@@ -188,7 +189,7 @@ def test_security_is_on_and_nothing_is_open_beyond_this_machine(project: dict[st
     assert {name for name, s in project["services"].items() if s.get("ports")} == {"elasticsearch", "kibana"}
 
 
-def test_workers_run_the_timed_classes(project: dict[str, Any]) -> None:
+def test_workers_run_the_timed_classes(project: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     worker = project["services"]["worker"]
     dockerfile = (REPO / "worker" / "Dockerfile").read_text()
     command = worker.get("command") or json.loads(re.search(r"^CMD (.+)$", dockerfile, re.M).group(1))
@@ -196,14 +197,13 @@ def test_workers_run_the_timed_classes(project: dict[str, Any]) -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["rq-task-time-worker"] == "pipeline.cli:main"
     # The classes the worker service's command line and environment really make rq use.
-    environ = {key: str(value) for key, value in worker.get("environment", {}).items()}
-    arguments = worker_arguments(command[1:], environ)
-    chosen = {
-        flag: arguments[arguments.index(flag) + 1] if flag in arguments else environ[variable]
-        for flag, variable in (("--worker-class", "RQ_WORKER_CLASS"), ("--job-class", "RQ_JOB_CLASS"))
-    }
-    assert issubclass(import_attribute(chosen["--worker-class"]), TimedWorker)
-    assert issubclass(import_attribute(chosen["--job-class"]), TimedJob)
+    for name in [name for name in os.environ if name.startswith("RQ_")]:
+        monkeypatch.delenv(name)
+    for key, value in worker.get("environment", {}).items():
+        monkeypatch.setenv(key, str(value))
+    chosen = chosen_classes(command[1:], worker_defaults())
+    assert issubclass(import_attribute(chosen["worker"]), TimedWorker)
+    assert issubclass(import_attribute(chosen["job"]), TimedJob)
     assert worker["environment"]["RQ_REDIS_URL"].endswith("@redis:6379/0")
     assert worker["deploy"]["replicas"] >= 1
 
