@@ -1,0 +1,224 @@
+"""The report's reading of task-time lines: chunks of whole lines in, per-task tallies out.
+
+Work per line is kept small, as a log holds millions of lines: one regex scan per chunk
+(``findall`` over many lines at once), the date checked once per distinct second, names
+kept as the bytes they are written as (decoded once, at the end), and in UTC times compared
+as the fixed-width strings they are. Only a chunk that holds an unparsed line is scanned
+a second time, line by line, to find it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipeline.line import FIELDS, OPTIONAL_FIELDS, QUEUE, STATUS, TASK, TASK_TIME, TIME, WAIT_TIME
+
+from .parse import LineClock, decode_name, line_pattern
+from .stats import TaskTally
+
+# The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time.
+_CAPTURED = (TIME, TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME)
+assert [f for f in FIELDS if f in _CAPTURED] == list(_CAPTURED) and all(f in FIELDS for f in OPTIONAL_FIELDS)
+SCAN = line_pattern(_CAPTURED)
+_CACHE_LIMIT = 100_000
+_MISSING = object()
+
+
+class LineReader(Protocol):
+    """Another kind of line in the same files (e.g. queue-monitor lines): offered what the task regex refuses."""
+
+    def offer(self, line: bytes) -> bool:
+        """Take the line (True) or leave it unparsed (False)."""
+        ...
+
+
+@dataclass
+class Unparsed:
+    """A line the pipeline would keep unparsed: where it is and what it says."""
+
+    source: str
+    number: int
+    text: str
+
+
+@dataclass
+class Selection:
+    """Filters applied while reading. Bounds are epoch milliseconds, ``since`` inclusive, ``until`` exclusive."""
+
+    since: int | None = None
+    until: int | None = None
+    queues: frozenset[str] | None = None
+    statuses: frozenset[str] | None = None
+
+
+@dataclass
+class Tally:
+    """Everything read so far."""
+
+    clock: LineClock = field(default_factory=LineClock)
+    selection: Selection = field(default_factory=Selection)
+    keep_unparsed: int = 0
+    readers: list[LineReader] = field(default_factory=list)
+    lines: int = 0
+    parsed: int = 0
+    unparsed: int = 0
+    unparsed_samples: list[Unparsed] = field(default_factory=list)
+    tasks: dict[bytes, TaskTally] = field(default_factory=dict)
+    first: int | None = None  # epoch milliseconds of the earliest selected execution
+    last: int | None = None
+
+    def __post_init__(self) -> None:
+        self._seconds: dict[bytes, int | None] = {}
+        self._queue_selected: dict[bytes, bool] = {}
+        self._first_text = self._last_text = b""
+        selection = self.selection
+        self._statuses = None if selection.statuses is None else {s.encode() for s in selection.statuses}
+        # In UTC, bounds and first/last compare as the lines' own fixed-width time strings.
+        self._since_text = self._utc_text(selection.since)
+        self._until_text = self._utc_text(selection.until)
+
+    def _utc_text(self, millis: int | None) -> bytes | None:
+        if millis is None or not self.clock.is_utc:
+            return None
+        moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(milliseconds=millis)
+        return f"{moment:%Y-%m-%d %H:%M:%S},{moment.microsecond // 1000:03d}".encode()
+
+    def feed(self, chunk: bytes, source: str, first_number: int) -> None:
+        """Read ``chunk``: whole lines, each ending in ``\\n``; ``first_number`` is its first line's number."""
+        count = chunk.count(b"\n")
+        self.lines += count
+        found = SCAN.findall(chunk)
+        if len(found) != count:
+            found = self._split(chunk, source, first_number)
+        refused = self._tally(found)
+        if refused:
+            self._refused(chunk, source, first_number, refused)
+        self.parsed += len(found) - len(refused)
+
+    def add_unparsed(self, source: str, number: int, line: bytes) -> None:
+        """Count one line that is not in a chunk (the line a damaged compressed file cuts) as unparsed."""
+        self.lines += 1
+        self.unparsed += 1
+        if len(self.unparsed_samples) < self.keep_unparsed:
+            self.unparsed_samples.append(Unparsed(source, number, line.decode("utf-8", "replace")))
+
+    def _split(self, chunk: bytes, source: str, first_number: int) -> list[tuple[bytes, ...]]:
+        """The task lines of a chunk that also holds other lines; those are offered to readers or kept unparsed."""
+        found = []
+        position = 0
+        for match in SCAN.finditer(chunk):
+            if match.start() != position:
+                self._others(chunk, position, match.start() - 1, source, first_number)
+            found.append(match.groups(b""))
+            position = match.end() + 1
+        if position < len(chunk):
+            self._others(chunk, position, len(chunk) - 1, source, first_number)
+        return found
+
+    def _others(self, chunk: bytes, start: int, end: int, source: str, first_number: int) -> None:
+        number = None
+        for offset, line in enumerate(chunk[start:end].split(b"\n")):
+            if any(reader.offer(line) for reader in self.readers):
+                self.parsed += 1
+                continue
+            self.unparsed += 1
+            if len(self.unparsed_samples) < self.keep_unparsed:
+                if number is None:  # counted only when a line is shown
+                    number = first_number + chunk.count(b"\n", 0, start)
+                self.unparsed_samples.append(Unparsed(source, number + offset, line.decode("utf-8", "replace")))
+
+    def _refused(self, chunk: bytes, source: str, first_number: int, refused: list[int]) -> None:
+        """Task lines whose time the date filter refuses: unparsed, like the pipeline keeps them."""
+        self.unparsed += len(refused)
+        wanted = set(refused[: max(0, self.keep_unparsed - len(self.unparsed_samples))])
+        if not wanted:
+            return
+        for index, match in enumerate(SCAN.finditer(chunk)):
+            if index in wanted:
+                number = first_number + chunk.count(b"\n", 0, match.start())
+                self.unparsed_samples.append(Unparsed(source, number, match.group().decode("utf-8", "replace")))
+
+    def _seconds_of(self, prefix: bytes) -> int | None:
+        seconds = self._seconds.get(prefix, _MISSING)
+        if seconds is _MISSING:
+            if len(self._seconds) > _CACHE_LIMIT:
+                self._seconds.clear()
+            seconds = self._seconds[prefix] = self.clock.seconds(prefix)
+        return seconds  # type: ignore[return-value]
+
+    def _queue_ok(self, queue: bytes) -> bool:
+        ok = self._queue_selected.get(queue)
+        if ok is None:
+            ok = self._queue_selected[queue] = bool(queue) and decode_name(queue) in self.selection.queues  # type: ignore[operator]
+        return ok
+
+    def _tally(self, found: Iterable[tuple[bytes, ...]]) -> list[int]:
+        """Add the executions of ``found`` that pass the filters; return the indices whose time is refused."""
+        refused: list[int] = []
+        tasks = self.tasks
+        seconds_of = self._seconds_of
+        utc = self.clock.is_utc
+        selection = self.selection
+        since_text, until_text = self._since_text, self._until_text
+        since, until = selection.since, selection.until
+        bounded = since is not None or until is not None
+        queue_ok: Callable[[bytes], bool] | None = self._queue_ok if selection.queues is not None else None
+        statuses = self._statuses
+        first_text, last_text = self._first_text, self._last_text
+        first, last = self.first, self.last
+        last_prefix, last_seconds = b"", None
+        index = -1
+        for stamp, task, task_time, queue, status, wait_time in found:
+            index += 1
+            prefix = stamp[:19]
+            if prefix != last_prefix:
+                last_prefix, last_seconds = prefix, seconds_of(prefix)
+            if last_seconds is None:
+                refused.append(index)
+                continue
+            if queue_ok is not None and not queue_ok(queue):
+                continue
+            if statuses is not None and status not in statuses:
+                continue
+            if utc:
+                if bounded and (
+                    (since_text is not None and stamp < since_text) or (until_text is not None and stamp >= until_text)
+                ):
+                    continue
+                if not first_text or stamp < first_text:
+                    first_text = stamp
+                if stamp > last_text:
+                    last_text = stamp
+            else:
+                millis = last_seconds * 1000 + int(stamp[20:23])
+                if bounded and ((since is not None and millis < since) or (until is not None and millis >= until)):
+                    continue
+                if first is None or millis < first:
+                    first = millis
+                if last is None or millis > last:
+                    last = millis
+            tally = tasks.get(task)
+            if tally is None:
+                tally = tasks[task] = TaskTally()
+            tally.times.open.append(float(task_time))
+            if wait_time:
+                tally.waits.open.append(float(wait_time))
+            counts = tally.statuses
+            counts[status] = counts.get(status, 0) + 1
+        if utc:
+            self._first_text, self._last_text = first_text, last_text
+            if first_text:
+                self.first = self._utc_millis(first_text)
+                self.last = self._utc_millis(last_text)
+        else:
+            self.first, self.last = first, last
+        for tally in tasks.values():
+            tally.times.seal()
+            tally.waits.seal()
+        return refused
+
+    def _utc_millis(self, stamp: bytes) -> int:
+        return self._seconds_of(stamp[:19]) * 1000 + int(stamp[20:23])  # type: ignore[operator]
