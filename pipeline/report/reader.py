@@ -10,20 +10,25 @@ a second time, line by line, to find it.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pipeline.line import FIELDS, OPTIONAL_FIELDS, QUEUE, STATUS, TASK, TASK_TIME, TIME, WAIT_TIME
+from pipeline.line import FIELDS, FINISHED, QUEUE, STATUS, STATUSES, TASK, TASK_TIME, TIME, WAIT_TIME
 
-from .parse import LineClock, decode_name, line_pattern
+from .parse import LineClock, decode_name, scan_pattern
 from .stats import TaskTally
 
 # The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time.
 _CAPTURED = (TIME, TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME)
-assert [f for f in FIELDS if f in _CAPTURED] == list(_CAPTURED) and all(f in FIELDS for f in OPTIONAL_FIELDS)
-SCAN = line_pattern(_CAPTURED)
-_CACHE_LIMIT = 100_000
+assert [field for field in FIELDS if field in _CAPTURED] == list(_CAPTURED)
+SCAN = scan_pattern(_CAPTURED)
+# The statuses counted per task (finished is the rest).
+_NOTABLE = frozenset(status.encode() for status in STATUSES if status != FINISHED)
+# Without filters only these are needed, and the status group is empty for ``finished``.
+_FAST_CAPTURED = (TIME, TASK, TASK_TIME, STATUS, WAIT_TIME)
+SCAN_FAST = scan_pattern(_FAST_CAPTURED, tuple(status for status in STATUSES if status != FINISHED))
+_CACHE_LIMIT = 4096  # lines come mostly in order: a small cache of seconds is enough
 _MISSING = object()
 
 
@@ -74,6 +79,9 @@ class Tally:
         self._seconds: dict[bytes, int | None] = {}
         self._queue_selected: dict[bytes, bool] = {}
         self._first_text = self._last_text = b""
+        # Unfiltered in UTC: the regex takes valid times only, and nothing else needs a look per line.
+        self._fast = self.clock.is_utc and self.selection == Selection()
+        self._scan = SCAN_FAST if self._fast else SCAN
         selection = self.selection
         self._statuses = None if selection.statuses is None else {s.encode() for s in selection.statuses}
         # In UTC, bounds and first/last compare as the lines' own fixed-width time strings.
@@ -90,12 +98,17 @@ class Tally:
         """Read ``chunk``: whole lines, each ending in ``\\n``; ``first_number`` is its first line's number."""
         count = chunk.count(b"\n")
         self.lines += count
-        found = SCAN.findall(chunk)
+        text = b"\n" + chunk  # every line now starts after a newline: the scan's literal start
+        found = self._scan.findall(text)
+        shown = len(self.unparsed_samples)
         if len(found) != count:
-            found = self._split(chunk, source, first_number)
+            found = self._split(text, source, first_number)
         refused = self._tally(found)
         if refused:
-            self._refused(chunk, source, first_number, refused)
+            self._refused(text, source, first_number, refused)
+            # Both passes may have taken samples: keep the first ones, in line order.
+            samples = self.unparsed_samples
+            samples[shown:] = sorted(samples[shown:], key=lambda line: line.number)[: self.keep_unparsed - shown]
         self.parsed += len(found) - len(refused)
 
     def add_unparsed(self, source: str, number: int, line: bytes) -> None:
@@ -105,41 +118,46 @@ class Tally:
         if len(self.unparsed_samples) < self.keep_unparsed:
             self.unparsed_samples.append(Unparsed(source, number, line.decode("utf-8", "replace")))
 
-    def _split(self, chunk: bytes, source: str, first_number: int) -> list[tuple[bytes, ...]]:
+    def _split(self, text: bytes, source: str, first_number: int) -> list[tuple[bytes, ...]]:
         """The task lines of a chunk that also holds other lines; those are offered to readers or kept unparsed."""
         found = []
-        position = 0
-        for match in SCAN.finditer(chunk):
+        position = 0  # the newline before the next line not yet looked at
+        for match in self._scan.finditer(text):
             if match.start() != position:
-                self._others(chunk, position, match.start() - 1, source, first_number)
+                self._others(text, position, match.start(), source, first_number)
             found.append(match.groups(b""))
-            position = match.end() + 1
-        if position < len(chunk):
-            self._others(chunk, position, len(chunk) - 1, source, first_number)
+            position = match.end()
+        if position != len(text) - 1:
+            self._others(text, position, len(text) - 1, source, first_number)
         return found
 
-    def _others(self, chunk: bytes, start: int, end: int, source: str, first_number: int) -> None:
+    def _others(self, text: bytes, start: int, end: int, source: str, first_number: int) -> None:
+        """The lines between the newlines at ``start`` and ``end``."""
         number = None
-        for offset, line in enumerate(chunk[start:end].split(b"\n")):
+        for offset, line in enumerate(text[start + 1 : end].split(b"\n")):
             if any(reader.offer(line) for reader in self.readers):
                 self.parsed += 1
                 continue
             self.unparsed += 1
             if len(self.unparsed_samples) < self.keep_unparsed:
                 if number is None:  # counted only when a line is shown
-                    number = first_number + chunk.count(b"\n", 0, start)
+                    number = first_number + text.count(b"\n", 0, start)
                 self.unparsed_samples.append(Unparsed(source, number + offset, line.decode("utf-8", "replace")))
 
-    def _refused(self, chunk: bytes, source: str, first_number: int, refused: list[int]) -> None:
+    def _refused(self, text: bytes, source: str, first_number: int, refused: list[tuple[bytes, ...]]) -> None:
         """Task lines whose time the date filter refuses: unparsed, like the pipeline keeps them."""
         self.unparsed += len(refused)
-        wanted = set(refused[: max(0, self.keep_unparsed - len(self.unparsed_samples))])
+        wanted = refused[: self.keep_unparsed]
         if not wanted:
             return
-        for index, match in enumerate(SCAN.finditer(chunk)):
-            if index in wanted:
-                number = first_number + chunk.count(b"\n", 0, match.start())
-                self.unparsed_samples.append(Unparsed(source, number, match.group().decode("utf-8", "replace")))
+        for match in self._scan.finditer(text):  # found again in order, only to say where they are
+            if match.groups(b"") == wanted[0]:
+                number = first_number + text.count(b"\n", 0, match.start())
+                line = match.group()[1:].decode("utf-8", "replace")
+                self.unparsed_samples.append(Unparsed(source, number, line))
+                wanted.pop(0)
+                if not wanted:
+                    return
 
     def _seconds_of(self, prefix: bytes) -> int | None:
         seconds = self._seconds.get(prefix, _MISSING)
@@ -155,38 +173,75 @@ class Tally:
             ok = self._queue_selected[queue] = bool(queue) and decode_name(queue) in self.selection.queues  # type: ignore[operator]
         return ok
 
-    def _tally(self, found: Iterable[tuple[bytes, ...]]) -> list[int]:
-        """Add the executions of ``found`` that pass the filters; return the indices whose time is refused."""
-        refused: list[int] = []
-        tasks = self.tasks
-        seconds_of = self._seconds_of
+    def _entry(self, task: bytes) -> tuple[Callable[[float], None], Callable[[float], None], dict[bytes, int]]:
+        tally = self.tasks.get(task)
+        if tally is None:
+            tally = self.tasks[task] = TaskTally()
+        return tally.times.open.append, tally.waits.open.append, tally.statuses
+
+    def _tally(self, found: list[tuple[bytes, ...]]) -> list[tuple[bytes, ...]]:
+        """Add the executions of ``found`` that pass the filters; return those whose time is refused."""
+        refused = self._tally_all(found) if self._fast else self._tally_selected(found)
+        for tally in self.tasks.values():
+            tally.times.seal()
+            tally.waits.seal()
+        return refused
+
+    def _tally_all(self, found: list[tuple[bytes, ...]]) -> list[tuple[bytes, ...]]:
+        """``_tally_selected`` without filters, in UTC: the common case, kept to the fewest steps per line."""
+        entries: dict[bytes, tuple[Callable[[float], None], Callable[[float], None], dict[bytes, int]]] = {}
+        entry_of = self._entry
+        for _stamp, task, task_time, status, wait_time in found:
+            entry = entries.get(task)
+            if entry is None:
+                entry = entries[task] = entry_of(task)
+            times_append, waits_append, counts = entry
+            times_append(float(task_time))
+            if wait_time:
+                waits_append(float(wait_time))
+            if status:  # failed, timeout or killed
+                counts[status] = counts.get(status, 0) + 1
+        if found:
+            stamps = [row[0] for row in found]
+            self._first_last_text(min(stamps), max(stamps))
+        return []
+
+    def _first_last_text(self, first: bytes, last: bytes) -> None:
+        if not self._first_text or first < self._first_text:
+            self._first_text = first
+            self.first = self._utc_millis(first)
+        if last > self._last_text:
+            self._last_text = last
+            self.last = self._utc_millis(last)
+
+    def _tally_selected(self, found: list[tuple[bytes, ...]]) -> list[tuple[bytes, ...]]:
+        """Add the executions of ``found`` that pass the filters; return those whose time is refused."""
+        refused: list[tuple[bytes, ...]] = []
+        entries: dict[bytes, tuple[Callable[[float], None], Callable[[float], None], dict[bytes, int]]] = {}
+        entry_of, seconds_of = self._entry, self._seconds_of
         utc = self.clock.is_utc
         selection = self.selection
         since_text, until_text = self._since_text, self._until_text
         since, until = selection.since, selection.until
-        bounded = since is not None or until is not None
         queue_ok: Callable[[bytes], bool] | None = self._queue_ok if selection.queues is not None else None
         statuses = self._statuses
-        first_text, last_text = self._first_text, self._last_text
+        first_text, last_text = b"", b""
         first, last = self.first, self.last
         last_prefix, last_seconds = b"", None
-        index = -1
-        for stamp, task, task_time, queue, status, wait_time in found:
-            index += 1
+        for row in found:
+            stamp, task, task_time, queue, status, wait_time = row
             prefix = stamp[:19]
             if prefix != last_prefix:
                 last_prefix, last_seconds = prefix, seconds_of(prefix)
             if last_seconds is None:
-                refused.append(index)
+                refused.append(row)
                 continue
             if queue_ok is not None and not queue_ok(queue):
                 continue
             if statuses is not None and status not in statuses:
                 continue
             if utc:
-                if bounded and (
-                    (since_text is not None and stamp < since_text) or (until_text is not None and stamp >= until_text)
-                ):
+                if (since_text is not None and stamp < since_text) or (until_text is not None and stamp >= until_text):
                     continue
                 if not first_text or stamp < first_text:
                     first_text = stamp
@@ -194,30 +249,26 @@ class Tally:
                     last_text = stamp
             else:
                 millis = last_seconds * 1000 + int(stamp[20:23])
-                if bounded and ((since is not None and millis < since) or (until is not None and millis >= until)):
+                if (since is not None and millis < since) or (until is not None and millis >= until):
                     continue
                 if first is None or millis < first:
                     first = millis
                 if last is None or millis > last:
                     last = millis
-            tally = tasks.get(task)
-            if tally is None:
-                tally = tasks[task] = TaskTally()
-            tally.times.open.append(float(task_time))
+            entry = entries.get(task)
+            if entry is None:
+                entry = entries[task] = entry_of(task)
+            times_append, waits_append, counts = entry
+            times_append(float(task_time))
             if wait_time:
-                tally.waits.open.append(float(wait_time))
-            counts = tally.statuses
-            counts[status] = counts.get(status, 0) + 1
+                waits_append(float(wait_time))
+            if status in _NOTABLE:
+                counts[status] = counts.get(status, 0) + 1
         if utc:
-            self._first_text, self._last_text = first_text, last_text
             if first_text:
-                self.first = self._utc_millis(first_text)
-                self.last = self._utc_millis(last_text)
+                self._first_last_text(first_text, last_text)
         else:
             self.first, self.last = first, last
-        for tally in tasks.values():
-            tally.times.seal()
-            tally.waits.seal()
         return refused
 
     def _utc_millis(self, stamp: bytes) -> int:

@@ -1,0 +1,150 @@
+"""How fast ``python -m pipeline.report`` reads, and what memory it keeps, side by side in one run.
+
+    python -m benchmarks.report [--lines 1000000] [--rounds 3]
+
+Writes a log of real lines (``pipeline.line`` formats them: 40 tasks, all four statuses,
+wait times, names that need encoding), then alternates, round by round on the same file:
+
+1. a plain ``for line in file`` loop (binary, doing nothing with the lines);
+2. the report's full reading: every line parsed and its date checked, per-task tallies,
+   and the whole table with exact percentiles.
+
+It prints lines per second of each, their ratio, and the report's peak memory: the
+maximum resident size of a subprocess reading N and 2N lines, against one reading none;
+growth per execution is the slope between N and 2N lines.
+
+Targets: at least 400,000 lines/s for the report on one core, memory growing by at most
+16 bytes per execution (8 for its task time, 8 for its wait time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline.line import STATUSES, Execution, LineClock, format_fields, format_line
+from pipeline.report.parse import LineClock as ReportClock
+from pipeline.report.reader import Tally
+from pipeline.report.sources import Reading, Source
+from pipeline.report.stats import task_rows
+
+TARGET_LINES_PER_SECOND = 400_000
+TARGET_BYTES_PER_EXECUTION = 16.0
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_log(path: Path, count: int, seed: int = 5) -> None:
+    """``count`` real task-time lines, about 100 per second of log time, in order."""
+    rng = random.Random(seed)
+    tasks = [f"app.tasks.task_{index:02d}" for index in range(38)] + ["app.tasks.send mail", "app.tâches.été"]
+    weights = [1 / (index + 1) for index in range(len(tasks))]
+    clock = LineClock()
+    start = 1_795_000_000.0
+    with open(path, "w", encoding="utf-8") as out:
+        batch = []
+        for index in range(count):
+            task = rng.choices(tasks, weights)[0]
+            execution = Execution(
+                task_name=task,
+                task_time=rng.expovariate(1 / (0.05 * (1 + tasks.index(task) % 7))),
+                queue=rng.choice(("default", "high", "low")),
+                status=rng.choices(STATUSES, (90, 6, 3, 1))[0],
+                wait_time=rng.expovariate(10),
+                job_id=f"{rng.getrandbits(128):032x}",
+                worker=f"host-{rng.randrange(8)}.{rng.randrange(1000, 9999)}",
+            )
+            batch.append(format_line(start + index / 100, format_fields(execution), clock))
+            if len(batch) == 10_000:
+                out.write("\n".join(batch) + "\n")
+                batch = []
+        if batch:
+            out.write("\n".join(batch) + "\n")
+
+
+def plain_loop(path: Path) -> int:
+    count = 0
+    with open(path, "rb") as stream:
+        for _ in stream:
+            count += 1
+    return count
+
+
+def report(path: Path) -> int:
+    """The report's whole work on one file: read, tally, rank with exact percentiles."""
+    tally = Tally(clock=ReportClock())
+    number = 1
+    for chunk in Reading(Source(str(path)), io.BytesIO()):
+        tally.feed(chunk, str(path), number)
+        number += chunk.count(b"\n")
+    rows = task_rows(tally.tasks, "total")
+    assert tally.unparsed == 0 and sum(row.executions for row in rows) == tally.lines
+    return tally.lines
+
+
+def _peak_rss(path: Path) -> int:
+    """Peak resident bytes of a fresh process that reads ``path`` the report's way."""
+    code = (
+        "import resource, sys; from pathlib import Path; from benchmarks.report import report; "
+        "report(Path(sys.argv[1])); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, check=True)
+    return int(done.stdout.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000, help="lines in the generated log")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of plain loop and report")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="report-bench-") as folder:
+        log, double, empty = Path(folder, "task-time.log"), Path(folder, "double.log"), Path(folder, "empty.log")
+        write_log(log, args.lines)
+        write_log(double, 2 * args.lines, seed=6)
+        empty.write_bytes(b"")
+        size = log.stat().st_size
+        print(f"log: {args.lines:,} lines, {size / 1e6:.1f} MB, {size / args.lines:.0f} bytes per line")
+
+        plain, full = [], []
+        for _ in range(args.rounds):
+            for label, function in (("plain", plain_loop), ("report", report)):
+                started = time.process_time()
+                assert function(log) == args.lines
+                rate = args.lines / (time.process_time() - started)
+                (plain if label == "plain" else full).append(rate)
+        plain_rate, report_rate = statistics.median(plain), statistics.median(full)
+
+        base, single, twice = _peak_rss(empty), _peak_rss(log), _peak_rss(double)
+    per_execution = (twice - single) / args.lines
+    per_million = (single - base) / args.lines * 1e6
+
+    speed_ok = report_rate >= TARGET_LINES_PER_SECOND
+    memory_ok = per_execution <= TARGET_BYTES_PER_EXECUTION
+    print(f"plain `for line in file` loop: {plain_rate:12,.0f} lines/s (median of {args.rounds})")
+    print(f"report, full table:            {report_rate:12,.0f} lines/s (median of {args.rounds})")
+    print(f"ratio report/plain loop: {report_rate / plain_rate:.3f}")
+    print(
+        f"peak memory: {per_million / 1e6:.1f} MB per million lines above an empty read "
+        f"({base / 1e6:.0f} MB); growth {per_execution:.1f} bytes per execution (N to 2N lines)"
+    )
+    print(f"target >= {TARGET_LINES_PER_SECOND:,} lines/s: {'met' if speed_ok else 'MISSED'}")
+    print(f"target <= {TARGET_BYTES_PER_EXECUTION:.0f} bytes per execution: {'met' if memory_ok else 'MISSED'}")
+    if args.json:
+        figures = {"plain": plain_rate, "report": report_rate, "bytes_per_execution": per_execution}
+        print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
