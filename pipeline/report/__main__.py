@@ -1,7 +1,6 @@
 """``python -m pipeline.report``."""
 
-import sys
 
-from .cli import main
+from .cli import run
 
-sys.exit(main())
+run()

@@ -207,3 +207,8 @@ def main(
     if left_out:
         return 2
     return 1 if damaged else 0
+
+
+def run() -> None:
+    """The ``rq-task-time-report`` console script."""
+    sys.exit(main())
