@@ -73,6 +73,8 @@ def discover(
         folder, base = os.path.split(path)
         try:
             found = logs_in(folder or ".", base)
+        except FileNotFoundError:
+            found = []
         except OSError as exc:
             return [], [(path, f"cannot read {folder or '.'}: {exc.strerror or exc} (set TASK_TIME_LOG or name files)")]
         if not found:
