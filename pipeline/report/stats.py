@@ -1,8 +1,9 @@
 """Per-task accumulation and exact percentiles, in 8 bytes per sample.
 
 Samples are appended to an ``array('d')``; every ``BLOCK`` samples the open array is
-sorted into an exactly sized block, so memory is 8 bytes per task time and 8 per wait
-time plus one open array per task. A percentile is then found without merging the blocks:
+copied into an exactly sized block, so memory is 8 bytes per task time and 8 per wait
+time plus one open array per task. Blocks are sorted, one at a time, when the figures are
+computed. A percentile is then found without merging the blocks:
 a binary search over the values' ordered 64-bit patterns, counting with ``bisect`` in each
 sorted block.
 
@@ -21,7 +22,8 @@ from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
 
-BLOCK = 1 << 16
+# Samples per block: 512 KiB less malloc's header, so a block fills whole pages.
+BLOCK = (1 << 16) - 4
 _SIGN = 1 << 63
 _DOUBLE = struct.Struct("<d")
 _BITS = struct.Struct("<q")
@@ -41,23 +43,44 @@ def _from_order_key(key: int) -> float:
 class Samples:
     """Seconds of one kind (task times or wait times) for one task."""
 
-    __slots__ = ("blocks", "open")
+    __slots__ = ("blocks", "open", "sorted")
 
     def __init__(self) -> None:
         self.open = array("d")
         self.blocks: list[array[float]] = []
+        self.sorted = 0  # blocks[:sorted] are sorted
 
     def seal(self, minimum: int = BLOCK) -> None:
-        """Sort the open samples into a block of their own once there are ``minimum`` of them."""
-        if self.open and len(self.open) >= minimum:
-            self.blocks.append(array("d", sorted(self.open)))
+        """Move the open samples into an exactly sized block once there are ``minimum`` of them.
+
+        Blocks are sorted only when a percentile is asked for: sorting makes a Python float
+        of every sample, and doing it while reading would leave the allocator's memory
+        fragmented between the arrays that grow meanwhile.
+        """
+        if not self.open or len(self.open) < minimum:
+            return
+        if minimum < BLOCK:
+            self.blocks.append(array("d", self.open))
             self.open = array("d")
+            return
+        full = len(self.open) - len(self.open) % BLOCK
+        self.blocks.extend(self.open[start : start + BLOCK] for start in range(0, full, BLOCK))
+        self.open = self.open[full:]
 
     def extend(self, other: Samples) -> None:
         """Take ``other``'s samples too (two spellings of one name)."""
         other.seal(1)
         self.seal(1)
+        self._sort()
+        other._sort()
         self.blocks.extend(other.blocks)
+        self.sorted = len(self.blocks)
+
+    def _sort(self) -> None:
+        self.seal(1)
+        for block in self.blocks[self.sorted :]:
+            block[:] = array("d", sorted(block))  # same size: copied in place
+        self.sorted = len(self.blocks)
 
     def __len__(self) -> int:
         return len(self.open) + sum(len(block) for block in self.blocks)
@@ -83,7 +106,7 @@ class Samples:
 
     def percentile(self, percent: float) -> float | None:
         """Linear interpolation between the closest ranks; None without samples."""
-        self.seal(1)
+        self._sort()
         count = len(self)
         if not count:
             return None
@@ -96,7 +119,7 @@ class Samples:
         return below + (position - index) * (above - below)
 
     def maximum(self) -> float | None:
-        self.seal(1)
+        self._sort()
         return max((block[-1] for block in self.blocks), default=None)
 
 
