@@ -39,13 +39,16 @@ def parse_moment(text: str, tz: datetime.tzinfo, now: float) -> int:
         return round((now - float(relative[1]) * _UNIT_SECONDS[relative[2]]) * 1000)
     try:
         moment = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither an ISO time (2026-11-21T23:00, 2026-11-21) nor a relative one (30m, 1h, 7d)"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return round(moment.timestamp() * 1000)
+    try:
+        return round(moment.timestamp() * 1000)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,14 +9,13 @@ a second time, line by line, to find it.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipeline.line import FIELDS, FINISHED, QUEUE, STATUS, STATUSES, TASK, TASK_TIME, TIME, WAIT_TIME
 
-from .parse import LineClock, decode_name, scan_pattern
+from .parse import LineClock, decode_name, iso_millis, scan_pattern
 from .stats import TaskTally
 
 # The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time.
@@ -28,6 +27,8 @@ _NOTABLE = frozenset(status.encode() for status in STATUSES if status != FINISHE
 # Without filters only these are needed, and the status group is empty for ``finished``.
 _FAST_CAPTURED = (TIME, TASK, TASK_TIME, STATUS, WAIT_TIME)
 SCAN_FAST = scan_pattern(_FAST_CAPTURED, tuple(status for status in STATUSES if status != FINISHED))
+_YEAR_0 = -62_167_219_200_000  # 0000-01-01T00:00:00Z in epoch milliseconds
+_YEAR_10000 = 253_402_300_800_000
 _CACHE_LIMIT = 4096  # lines come mostly in order: a small cache of seconds is enough
 _MISSING = object()
 
@@ -89,10 +90,11 @@ class Tally:
         self._until_text = self._utc_text(selection.until)
 
     def _utc_text(self, millis: int | None) -> bytes | None:
+        """A bound as a line's time string; lines hold years 0000 to 9999, so bounds beyond are clamped."""
         if millis is None or not self.clock.is_utc:
             return None
-        moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(milliseconds=millis)
-        return f"{moment:%Y-%m-%d %H:%M:%S},{moment.microsecond // 1000:03d}".encode()
+        millis = min(max(millis, _YEAR_0), _YEAR_10000 - 1)
+        return iso_millis(millis)[:23].replace("T", " ").replace(".", ",").encode()
 
     def feed(self, chunk: bytes, source: str, first_number: int) -> None:
         """Read ``chunk``: whole lines, each ending in ``\\n``; ``first_number`` is its first line's number."""
