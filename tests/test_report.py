@@ -394,3 +394,13 @@ def test_benchmark_runs_and_prints_its_ratios() -> None:
     assert done.returncode == 0, done.stderr
     assert "ratio report/plain loop: " in done.stdout
     assert "bytes per execution" in done.stdout and "lines/s" in done.stdout
+
+
+def test_every_line_counts_even_the_last_one_without_a_newline(tmp_path: Path) -> None:
+    path = tmp_path / "task-time.log"
+    lines = write_log(path, EXECUTIONS[:3])
+    crlf = lines[0] + "\r"  # Logstash keeps the \r, and its anchored grok refuses the line
+    path.write_text("\n".join([lines[0], "", crlf, lines[1], lines[2]]), encoding="utf-8")  # no final newline
+    document = report_json(str(path))
+    assert (document["lines"], document["parsed"], document["unparsed"]) == (5, 3, 2)
+    assert document["last"] == "2026-11-21T10:02:00.000Z"
