@@ -1,0 +1,5 @@
+"""``python -m pipeline.report``."""
+
+from .cli import run
+
+run()
