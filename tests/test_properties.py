@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import line
+from pipeline.report.parse import LineClock as ReportClock
+from pipeline.report.parse import read_line
 from tests.support import logstash
 from tests.support.engines import engines
 
@@ -102,6 +104,15 @@ def assert_within_the_millisecond(timestamp: float, read: datetime) -> None:
     assert Decimal("-1e-9") <= behind < Decimal("0.001"), (timestamp, read)
 
 
+def assert_report_agrees(text: str, event: dict, clock: ReportClock) -> None:
+    """``python -m pipeline.report`` keeps or refuses the line as the pipeline does, at the same instant."""
+    reading = read_line(text.encode(), clock)
+    if "task_time_unparsed" in event.get("tags", []):
+        assert reading is None, text
+    else:
+        assert reading is not None and reading["@timestamp"] == logstash.document(event)["@timestamp"], text
+
+
 def wall_time(text: str) -> datetime:
     """The line's ``Time:`` as a naive datetime (the test's own reading, for the expectation)."""
     return datetime.strptime(text[len("Time: ") : len("Time: 2026-11-21 23:48:57,244")], "%Y-%m-%d %H:%M:%S,%f")
@@ -154,8 +165,10 @@ def test_any_instant_written_in_a_zone_is_read_back_or_as_the_first_pass_of_a_re
     zone = ZoneInfo(name)
     texts = [write_line(m, zone, "t", 1.0) for m in moments]
     events = logstash.Pipeline(environ={"TASK_TIME_TZ": name}).run_many(texts)
+    clock = ReportClock(zone)
     for timestamp, text, event in zip(moments, texts, events, strict=True):
         assert "tags" not in event, (name, text)
+        assert_report_agrees(text, event, clock)
         wall = wall_time(text).replace(tzinfo=zone)
         # A wall time the zone passes twice (clocks going back) is read as its first pass.
         assert event["@timestamp"] == wall.replace(fold=0).astimezone(UTC), (name, text)
@@ -173,7 +186,9 @@ def test_any_wall_time_is_read_in_the_zone_or_kept_unparsed_when_the_zone_skips_
     zone = ZoneInfo(name)
     texts = [write_line(m, UTC, "t", 1.0) for m in moments]  # the UTC clock writes these seconds as the wall time
     events = logstash.Pipeline(environ={"TASK_TIME_TZ": name}).run_many(texts)
+    clock = ReportClock(zone)
     for text, event in zip(texts, events, strict=True):
+        assert_report_agrees(text, event, clock)
         wall = wall_time(text)
         local = wall.replace(tzinfo=zone)
         exists = local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall
