@@ -111,7 +111,8 @@ def log(tmp_path: Path) -> Path:
 
 def test_json_is_the_documented_schema_with_every_figure(log: Path) -> None:
     document = report_json(str(log))
-    assert list(document) == ["tasks", "lines", "parsed", "unparsed", "first", "last"]
+    assert list(document) == ["tasks", "lines", "parsed", "unparsed", "first", "last", "queues"]
+    assert document["queues"] == []  # no queue-monitor lines read
     assert (document["lines"], document["parsed"], document["unparsed"]) == (len(EXECUTIONS), len(EXECUTIONS), 0)
     assert document["first"] == "2026-11-21T10:00:00.000Z"
     assert document["last"] == f"2026-11-21T10:{len(EXECUTIONS) - 1:02d}:00.000Z"

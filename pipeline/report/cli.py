@@ -21,6 +21,7 @@ from typing import TextIO
 from pipeline.line import STATUSES, timezone_from_env
 
 from .parse import LineClock, iso_millis
+from .queues import QueueLines
 from .reader import Selection, Tally
 from .render import RENDERERS, Report
 from .sources import Reading, Source, SourceError, discover
@@ -179,7 +180,8 @@ def main(
         queues=frozenset(args.queue) if args.queue else None,
         statuses=frozenset(args.status) if args.status else None,
     )
-    tally = Tally(clock=LineClock(tz), selection=selection, keep_unparsed=args.show_unparsed)
+    queues = QueueLines(LineClock(tz), selection)
+    tally = Tally(clock=LineClock(tz), selection=selection, keep_unparsed=args.show_unparsed, readers=[queues])
 
     sources, problems = discover(args.files, _stdin_has_data(stdin), environ)
     for _, problem in problems:
@@ -200,6 +202,7 @@ def main(
         first=iso_millis(tally.first) if tally.first is not None else None,
         last=iso_millis(tally.last) if tally.last is not None else None,
         by=args.by,
+        queues=queues.rows(),
     )
     stdout.write(RENDERERS[args.format](report))
     if tally.unparsed_samples:

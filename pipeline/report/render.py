@@ -4,6 +4,10 @@ JSON is a stable interface (documented in the README): top-level ``tasks``, ``li
 ``parsed``, ``unparsed``, ``first``, ``last``; each task with ``task``, ``executions``,
 ``total``, ``share``, ``mean``, ``p50``, ``p95``, ``p99``, ``max``, ``failed``,
 ``timeout``, ``killed``, ``wait_mean``, ``wait_p95``. Seconds are numbers, names decoded.
+With queue-monitor lines read, ``queues`` lists each queue's latest state (``queue``,
+``status``, ``depth``, ``latency``, ``workers``, ``busy``, ``last``) and the worst of its
+samples (``worst_latency``, ``max_depth``, ``abandoned``, ``new_failed``, ``warn``,
+``critical``, ``samples``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import io
 import json
 from dataclasses import dataclass
 
+from .parse import iso_millis
+from .queues import QueueState
 from .stats import TaskRow
 
 TASK_KEYS = tuple(field.name for field in dataclasses.fields(TaskRow))
@@ -31,6 +37,7 @@ class Report:
     first: str | None  # ISO 8601 UTC with milliseconds
     last: str | None
     by: str
+    queues: list[QueueState] = dataclasses.field(default_factory=list)
 
 
 def to_json(report: Report) -> str:
@@ -41,6 +48,7 @@ def to_json(report: Report) -> str:
         "unparsed": report.unparsed,
         "first": report.first,
         "last": report.last,
+        "queues": [{**dataclasses.asdict(queue), "last": iso_millis(queue.last)} for queue in report.queues],
     }
     return json.dumps(document, indent=1) + "\n"
 
@@ -126,16 +134,45 @@ def _cells(row: TaskRow) -> list[str]:
     ]
 
 
+_QUEUE_HEADERS = ("queue", "status", "depth", "latency", "workers", "busy", "worst latency", "most waiting")
+_QUEUE_HEADERS += ("abandoned", "new failed", "warn", "critical", "last sample")
+
+
+def _queue_cells(queue: QueueState) -> list[str]:
+    return [
+        shown_name(queue.queue),
+        queue.status,
+        str(queue.depth),
+        human(queue.latency),
+        str(queue.workers),
+        str(queue.busy),
+        human(queue.worst_latency),
+        str(queue.max_depth),
+        str(queue.abandoned),
+        str(queue.new_failed),
+        str(queue.warn),
+        str(queue.critical),
+        iso_millis(queue.last),
+    ]
+
+
+def _grid(headers: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    """Aligned columns: the first left, the others right."""
+    grid = [list(headers), *rows]
+    widths = [max(len(cells[i]) for cells in grid) for i in range(len(headers))]
+    lines = []
+    for cells in grid:
+        first = cells[0].ljust(widths[0])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
+        lines.append("  ".join((first, *rest)).rstrip())
+    return lines
+
+
 def to_table(report: Report) -> str:
-    """Aligned columns, task left, figures right, and a summary line."""
+    """Aligned columns, task left, figures right, a summary line, and the queues the monitor saw."""
     lines = []
     if report.rows:
-        grid = [list(_HEADERS)] + [_cells(row) for row in report.rows]
-        widths = [max(len(cells[i]) for cells in grid) for i in range(len(_HEADERS))]
-        for cells in grid:
-            first = cells[0].ljust(widths[0])
-            rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
-            lines.append("  ".join((first, *rest)).rstrip())
+        lines += _grid(_HEADERS, [_cells(row) for row in report.rows])
     else:
         lines.append("no task executions")
     shown = (
@@ -150,6 +187,9 @@ def to_table(report: Report) -> str:
     lines.append(summary)
     if report.first is not None:
         lines.append(f"from {report.first} to {report.last}")
+    if report.queues:
+        lines += ["", "queues (queue-monitor lines: the latest sample, and the worst of all read)"]
+        lines += _grid(_QUEUE_HEADERS, [_queue_cells(queue) for queue in report.queues])
     return "\n".join(lines) + "\n"
 
 
