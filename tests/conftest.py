@@ -119,21 +119,21 @@ def bootstrap(target: ElasticsearchTarget, *args: str, timeout: float = 180, **e
     )
 
 
-@pytest.fixture
-def writer(es: ElasticsearchTarget) -> Elasticsearch:
-    """A client logged in as Logstash's writer, its role exactly as elasticsearch/roles/ defines it.
+def service_user(es: ElasticsearchTarget, user: str, role: str, password: str, variable: str) -> Elasticsearch:
+    """A client logged in as one of bootstrap's service users, its role exactly as elasticsearch/roles/ defines it.
 
     On the integ-test cluster the role and user go into the file realm (its native realm
-    cannot store them); on an ``ES_URL`` cluster bootstrap creates them.
+    cannot store them: the distribution lacks analysis-common); on an ``ES_URL`` cluster
+    bootstrap creates them, given the password in ``variable``.
     """
-    password = "writer-pass-2"
     assert bootstrap(es, "--skip-kibana").returncode == 0
     if es.cluster is not None:
-        role = json.loads((REPO / "elasticsearch" / "roles" / "task_time_logstash_writer.json").read_text())
-        es.cluster.add_file_realm_user("task_time_logstash", password, {"task_time_logstash_writer": role})
+        definition = json.loads((REPO / "elasticsearch" / "roles" / f"{role}.json").read_text())
+        es.cluster.add_file_realm_user(user, password, {role: definition})
     else:
-        assert bootstrap(es, "--skip-kibana", LOGSTASH_WRITER_PASSWORD=password).returncode == 0
-    client = Elasticsearch(es.url, basic_auth=("task_time_logstash", password), request_timeout=30)
+        done = bootstrap(es, "--skip-kibana", **{variable: password})
+        assert done.returncode == 0, done.stderr
+    client = Elasticsearch(es.url, basic_auth=(user, password), request_timeout=30)
     deadline = time.monotonic() + 30
     while True:  # the file realm rereads its files every few seconds
         try:
@@ -143,3 +143,10 @@ def writer(es: ElasticsearchTarget) -> Elasticsearch:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+@pytest.fixture
+def writer(es: ElasticsearchTarget) -> Elasticsearch:
+    """A client logged in as Logstash's writer (see ``service_user``)."""
+    role, variable = "task_time_logstash_writer", "LOGSTASH_WRITER_PASSWORD"
+    return service_user(es, "task_time_logstash", role, "writer-pass-2", variable)

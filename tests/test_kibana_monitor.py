@@ -23,6 +23,7 @@ from pipeline.monitor import line as monitor_line
 from pipeline.monitor.alerts import Thresholds
 from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support import kibana_objects, logstash
+from tests.support.monitor import QUEUE_VALUES
 from tests.support.recording_server import Reply, Request, recording_server, reply_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,21 +31,6 @@ OBJECTS = kibana_objects.objects()
 ALERTING = {(a.kind, a.id): a for a in load_alerting(REPO)}
 CONFIG = REPO / "logstash" / "pipeline" / "queue-monitor.conf"
 
-QUEUE_VALUES = {
-    "depth": 0,
-    "latency": None,
-    "missing": 0,
-    "started": 0,
-    "abandoned": 0,
-    "failed": 0,
-    "new_failed": 0,
-    "deferred": 0,
-    "scheduled": 0,
-    "overdue": 0,
-    "workers": 1,
-    "busy": 0,
-    "idle": 1,
-}
 REDIS_VALUES = {
     "redis": "127.0.0.1:6379/0",
     "used_memory": 1000,

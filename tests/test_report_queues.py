@@ -15,26 +15,13 @@ from pipeline.report.parse import decode_name
 from pipeline.report.queues import QueueLines
 from tests import tasks
 from tests.support import logstash
-from tests.support.monitor import grant_monitor, monitor_url, run_monitor
+from tests.support.monitor import QUEUE_VALUES, grant_monitor, monitor_url, run_monitor
 from tests.support.redis_server import RedisServer
 from tests.test_report import report, report_json, write_log
 
 REPO = Path(__file__).resolve().parents[1]
 MONITOR_CONFIG = REPO / "logstash" / "pipeline" / "queue-monitor.conf"
 GOLDEN = REPO / "tests" / "golden" / "queue-monitor.log"
-QUEUE_VALUES = {
-    "missing": 0,
-    "started": 0,
-    "abandoned": 0,
-    "failed": 0,
-    "new_failed": 0,
-    "deferred": 0,
-    "scheduled": 0,
-    "overdue": 0,
-    "workers": 1,
-    "busy": 0,
-    "idle": 1,
-}
 
 
 def queue_line(timestamp: float, queue: str, status: str, depth: int, latency: float | None, **values: object) -> str:

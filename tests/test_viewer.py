@@ -8,38 +8,19 @@ the role are checked as a request shape in tests/test_bootstrap_requests.py.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import pytest
-from elasticsearch import AuthenticationException, AuthorizationException, Elasticsearch
+from elasticsearch import AuthorizationException, Elasticsearch
 
-from tests.conftest import ElasticsearchTarget, bootstrap
+from tests.conftest import ElasticsearchTarget, service_user
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def viewer(es: ElasticsearchTarget) -> Elasticsearch:
-    password = "viewer-pass-1"
-    if es.cluster is not None:
-        assert bootstrap(es, "--skip-kibana").returncode == 0
-        role = json.loads((REPO / "elasticsearch" / "roles" / "task_time_viewer.json").read_text())
-        es.cluster.add_file_realm_user("task_time_viewer", password, {"task_time_viewer": role})
-    else:
-        done = bootstrap(es, "--skip-kibana", KIBANA_VIEWER_PASSWORD=password)
-        assert done.returncode == 0, done.stderr
-    client = Elasticsearch(es.url, basic_auth=("task_time_viewer", password), request_timeout=30)
-    deadline = time.monotonic() + 30
-    while True:  # the file realm rereads its files every few seconds
-        try:
-            client.security.authenticate()
-            return client
-        except AuthenticationException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    return service_user(es, "task_time_viewer", "task_time_viewer", "viewer-pass-1", "KIBANA_VIEWER_PASSWORD")
 
 
 def test_viewer_reads_task_indices_and_nothing_else(es: ElasticsearchTarget, viewer: Elasticsearch) -> None:

@@ -154,3 +154,21 @@ def stop(process: subprocess.Popen[Any], timeout: float = 10) -> tuple[Any, Any]
     except subprocess.TimeoutExpired:
         process.kill()
         return process.communicate()
+
+
+# A quiet queue line's values (pipeline.monitor.line field names); tests override what they need.
+QUEUE_VALUES: dict[str, object] = {
+    "depth": 0,
+    "latency": None,
+    "missing": 0,
+    "started": 0,
+    "abandoned": 0,
+    "failed": 0,
+    "new_failed": 0,
+    "deferred": 0,
+    "scheduled": 0,
+    "overdue": 0,
+    "workers": 1,
+    "busy": 0,
+    "idle": 1,
+}
