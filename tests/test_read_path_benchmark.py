@@ -1,10 +1,15 @@
-"""Smoke run of ``benchmarks.read_path`` on the session's cluster: it runs and prints every measurement.
+"""The read-path benchmark and the mapping choices it justifies.
 
-The targets are judged by running the benchmark at scale (README, Benchmarks), never here.
+A smoke run of ``benchmarks.read_path`` on the session's cluster checks that it runs and
+prints every measurement; the targets are judged by running it at scale (README,
+Benchmarks), never here. The other tests check that the storage-saving mapping choices
+cost no feature: what Kibana sorts or aggregates keeps doc values, and job ids and
+unparsed lines stay searchable.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -12,10 +17,11 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from tests.conftest import ElasticsearchTarget
+from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support import kibana_objects
 
 REPO = Path(__file__).resolve().parents[1]
+MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())
 EXECUTIONS = 2000
 
 
@@ -58,3 +64,41 @@ def test_benchmark_prints_a_ratio_per_saved_search_and_panel_and_bytes_per_execu
     assert re.search(r"^ingest as task_time_logstash, 125 per bulk, 2 senders: [\d,]+ executions/s", out, re.MULTILINE)
     assert re.search(r"^heap: \d+ MB used of \d+ MB after loading$", out, re.MULTILINE)
     assert es.client().count(index="task-time-*")["count"] == EXECUTIONS
+
+
+def _mapped(field: str) -> dict:
+    spec = {"properties": MAPPING["template"]["mappings"]["properties"]}
+    for part in field.split("."):
+        spec = spec["properties"][part]
+    return spec
+
+
+def test_every_field_kibana_sorts_or_aggregates_keeps_doc_values() -> None:
+    used = set()
+    for (type_, _), saved in kibana_objects.objects().items():
+        if type_ == "search":
+            used |= {field for field, _ in saved["attributes"]["sort"]}
+        elif type_ == "lens":
+            columns = kibana_objects.lens_layer(saved)["columns"].values()
+            used |= {c["sourceField"] for c in columns if c.get("sourceField") not in (None, "___records___")}
+    assert {"task_time", "@timestamp", "task_name", "wait_time"} <= used
+    for field in used:
+        assert _mapped(field).get("doc_values", True), f"Kibana sorts or aggregates on {field}: it needs doc values"
+
+
+def test_job_ids_and_unparsed_lines_stay_searchable(es: ElasticsearchTarget) -> None:
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    client = es.client()
+    expected = json.loads((REPO / "tests" / "golden" / "task-time.expected.json").read_text(encoding="utf-8"))
+    operations = []
+    for item in expected:
+        operations += [{"create": {"_index": item["index"], "_id": item["id"]}}, item["document"]]
+    assert not client.bulk(operations=operations, refresh="wait_for")["errors"]
+    job = "5f0c2a8e-9b7d-4c1e-8f3a-2b6d9e1c4a70"
+    hits = client.search(index="task-time-*", q=f'job_id:"{job}"')["hits"]["hits"]
+    assert [hit["_source"]["job_id"] for hit in hits] == [job]
+    # Phrases need positions: a message indexed without them would make this an error.
+    phrase = client.search(index="task-time-unparsed-*", query={"match_phrase": {"message": "most recent call last"}})
+    assert [hit["_source"]["message"] for hit in phrase["hits"]["hits"]] == ["Traceback (most recent call last):"]
+    words = client.search(index="task-time-*", q="message:nan AND tags:task_time_unparsed")["hits"]["hits"]
+    assert [hit["_source"]["message"].endswith("Task-time: nan") for hit in words] == [True]
