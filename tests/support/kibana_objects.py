@@ -157,6 +157,20 @@ def discover_request(saved: dict[str, Any], time_field: str, start: str, end: st
     return request
 
 
+def discover_chart_request(
+    saved: dict[str, Any], time_field: str, start: str, end: str, seconds: float
+) -> dict[str, Any]:
+    """The histogram Discover draws above a saved search's rows (unless the search hides it)."""
+    request = discover_request(saved, time_field, start, end)
+    histogram = {"field": time_field, "fixed_interval": auto_interval(seconds), "time_zone": "UTC", "min_doc_count": 1}
+    return {
+        "size": 0,
+        "track_total_hits": True,
+        "query": request["query"],
+        "aggs": {"histogram": {"date_histogram": histogram}},
+    }
+
+
 def lens_request(lens: dict[str, Any], time_field: str, start: str, end: str, seconds: float) -> dict[str, Any]:
     """The aggregation request for any Lens layer of terms and date histogram buckets and metrics.
 
