@@ -33,26 +33,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from elasticsearch import AuthenticationException, Elasticsearch
 
 from benchmarks import executions
+from benchmarks.kibana_reads import measure_reads
 from tests.support import kibana_objects
 from tests.support.es_cluster import ElasticsearchCluster
 
 REPO = Path(__file__).resolve().parents[1]
 LOGSTASH_BATCH = 125  # pipeline.batch.size default: one bulk request per batch
 LOGSTASH_WORKERS = 2  # pipeline.workers defaults to the host's cores
-TARGET_SECONDS = {7: 0.3, 30: 1.0}
 TARGET_BYTES = 150
+PRECOMPUTE_MAX = 2_000_000  # about 0.8 GB of bulk bodies per million; beyond, made ahead while loading
 WRITER = "task_time_logstash"
 
 
@@ -84,24 +84,21 @@ def bootstrap(env: dict[str, str], **extra: str) -> None:
 
 
 def writer_client(client: Elasticsearch, cluster: ElasticsearchCluster | None, env: dict[str, str]) -> Elasticsearch:
-    """Logstash's writer: put into our cluster's file realm, or on ``ES_URL`` created by bootstrap."""
+    """Logstash's writer: put into our cluster's file realm, or on ``ES_URL`` created by bootstrap if missing."""
     password = os.environ.get("LOGSTASH_WRITER_PASSWORD", "read-path-writer")
+    url = client.transport.node_pool.get().base_url
+    writer = Elasticsearch(url, basic_auth=(WRITER, password), request_timeout=600)
     if cluster is not None:
         role = json.loads((REPO / "elasticsearch" / "roles" / "task_time_logstash_writer.json").read_text())
         cluster.add_file_realm_user(WRITER, password, {"task_time_logstash_writer": role})
-    url = client.transport.node_pool.get().base_url
-    writer = Elasticsearch(url, basic_auth=(WRITER, password), request_timeout=600)
+    elif writer.options(ignore_status=401).security.authenticate().meta.status == 401:
+        bootstrap(env, LOGSTASH_WRITER_PASSWORD=password)
     deadline = time.monotonic() + 60
     while True:  # the file realm rereads its files every few seconds
         try:
             writer.security.authenticate()
             return writer
         except AuthenticationException:
-            if cluster is None:
-                bootstrap(env, LOGSTASH_WRITER_PASSWORD=password)
-                cluster_done = writer.security.authenticate()
-                assert cluster_done["username"] == WRITER
-                return writer
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
@@ -147,65 +144,6 @@ def heap_mb(client: Elasticsearch) -> tuple[float, float]:
     [node] = client.nodes.stats(metric="jvm")["nodes"].values()
     memory = node["jvm"]["mem"]
     return memory["heap_used_in_bytes"] / 2**20, memory["heap_max_in_bytes"] / 2**20
-
-
-def timed(run: Callable[[], dict]) -> tuple[float, dict]:
-    started = time.perf_counter()
-    result = run()
-    return time.perf_counter() - started, result
-
-
-def kibana_requests(days: int, now: float) -> list[tuple[str, dict]]:
-    """(title, body) of every saved search and Lens panel for the last ``days`` days before ``now``."""
-    saved = kibana_objects.objects()
-    [data_view] = [o for (t, _), o in saved.items() if t == "index-pattern"]
-    field = data_view["attributes"]["timeFieldName"]
-    start, end = (time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t)) for t in (now - days * 86400, now))
-    found = []
-    for (type_, _), item in sorted(saved.items()):
-        title = item["attributes"]["title"]
-        if type_ == "search":
-            found.append((f"{title} (search)", kibana_objects.discover_request(item, field, start, end)))
-            if not item["attributes"].get("hideChart"):
-                chart = kibana_objects.discover_chart_request(item, field, start, end, days * 86400)
-                found.append((f"{title} (search chart)", chart))
-        elif type_ == "lens":
-            found.append((f"{title} (lens)", kibana_objects.lens_request(item, field, start, end, days * 86400)))
-    baseline = {"query": kibana_objects.time_filter(field, start, end)}
-    return [("_count", baseline), *found]
-
-
-def measure_reads(client: Elasticsearch, index: str, now: float, repeats: int) -> bool:
-    """Median seconds of each Kibana request and of ``_count``, per time range; True when all meet the target."""
-    ok = True
-    for days in (7, 30):
-        requests = kibana_requests(days, now)
-        samples: dict[str, list[float]] = {title: [] for title, _ in requests}
-        rows: dict[str, str] = {}
-        for round_ in range(repeats + 1):  # round 0 warms up the JVM and the page cache, unmeasured
-            for title, body in requests:
-                client.indices.clear_cache(index=index)
-                if title == "_count":
-                    seconds, _ = timed(lambda b=body: client.count(index=index, **b))
-                else:
-                    seconds, response = timed(lambda b=body: client.search(index=index, request_cache=False, **b))
-                    hits, aggs = response["hits"]["total"]["value"], response.get("aggregations", {})
-                    buckets = f", {sum(len(a['buckets']) for a in aggs.values())} buckets" if aggs else ""
-                    rows[title] = f"{hits} hits{buckets}"
-                if round_:
-                    samples[title].append(seconds)
-        count = statistics.median(samples["_count"])
-        target = TARGET_SECONDS[days]
-        print(f"\nlast {days} days: median of {repeats} runs, caches cleared   target < {target} s")
-        print(f"  {'_count':<52} {count:7.3f} s")
-        for title, times in samples.items():
-            if title == "_count":
-                continue
-            median = statistics.median(times)
-            verdict = "met" if median < target else "missed"
-            ok &= median < target
-            print(f"  {title:<52} {median:7.3f} s   ratio {median / count:6.1f} to _count   {verdict}  ({rows[title]})")
-    return ok
 
 
 def _bytes(field: dict, part: str) -> int:
@@ -258,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         # Whole UTC days before today plus today so far: one index per day.
         start = (now // 86400 - (args.days - 1)) * 86400
         bodies = chunks(args.executions, start, now, args.bulk)
+        if args.executions <= PRECOMPUTE_MAX:  # all made before any is sent: the load times Elasticsearch alone
+            made = time.perf_counter()
+            bodies = iter(list(bodies))
+            print(f"documents made in {time.perf_counter() - made:.1f} s, before loading")
         unparsed, ingested, batch = 0, 0, []
         for body, bad in bodies:
             unparsed += bad
@@ -281,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in executions.index_names(start, now):
             client.options(ignore_status=400).indices.create(index=name)
+        refresh = client.indices.get_settings(index=index, name="index.refresh_interval", flat_settings=True)
         client.indices.put_settings(index=index, settings={"index.refresh_interval": "-1"})
         seconds = send(client, rest(), 2)
-        client.indices.put_settings(index=index, settings={"index.refresh_interval": None})
+        for name, settings in refresh.items():  # back to the template's value
+            client.indices.put_settings(
+                index=name, settings={"index.refresh_interval": settings["settings"].get("index.refresh_interval")}
+            )
         client.indices.refresh(index=index)
         total = client.count(index=index)["count"]
         assert total == args.executions, (total, args.executions)
