@@ -145,15 +145,26 @@ def time_filter(field: str, start: str, end: str) -> dict[str, Any]:
     return {"range": {field: {"gte": start, "lte": end, "format": "strict_date_optional_time"}}}
 
 
+HIGHLIGHT = {
+    "pre_tags": ["@kibana-highlighted-field@"],
+    "post_tags": ["@/kibana-highlighted-field@"],
+    "fragment_size": 2147483647,
+}
+
+
 def discover_request(saved: dict[str, Any], time_field: str, start: str, end: str, size: int = 500) -> dict[str, Any]:
     """What Discover sends to show a saved search: its query and sort, the time filter,
-    ``size`` rows (Discover's sample size), total hits counted exactly, fields from the fields API."""
+    ``size`` rows (Discover's sample size), total hits counted exactly, fields from the fields API,
+    query matches highlighted."""
     request = search_request(saved, size=size)
     request["query"]["bool"]["filter"] = [time_filter(time_field, start, end)]
     for sort in request["sort"]:
         for spec in sort.values():
             spec["unmapped_type"] = "boolean"
     request.update(track_total_hits=True, _source=False, fields=[{"field": "*", "include_unmapped": True}])
+    # Discover highlights query matches in every field (its default doc_table:highlight setting).
+    request["highlight"] = {**HIGHLIGHT, "fields": {"*": {}}}
+    request["stored_fields"] = ["*"]
     return request
 
 
