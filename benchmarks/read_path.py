@@ -108,7 +108,7 @@ def chunks(count: int, start: float, end: float, size: int) -> Iterator[tuple[by
     """Bulk bodies for ``count`` executions in time order, made in another process ahead of use."""
     parts = max(1, -(-count // size))
     span = (end - start) / parts
-    with ProcessPoolExecutor(1) as pool:
+    with ProcessPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
         pending = []
         for part in range(parts):
             n = min(size, count - part * size)
