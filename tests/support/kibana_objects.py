@@ -159,8 +159,13 @@ def discover_request(saved: dict[str, Any], time_field: str, start: str, end: st
     request = search_request(saved, size=size)
     request["query"]["bool"]["filter"] = [time_filter(time_field, start, end)]
     for sort in request["sort"]:
-        for spec in sort.values():
-            spec["unmapped_type"] = "boolean"
+        for field, spec in sort.items():
+            spec.update(
+                {"format": "strict_date_optional_time"} if field == time_field else {"unmapped_type": "boolean"}
+            )
+    # Discover breaks ties by index order, in the direction of the first sort.
+    [first_order] = [spec["order"] for spec in request["sort"][0].values()]
+    request["sort"].append({"_doc": {"order": first_order}})
     request.update(track_total_hits=True, _source=False, fields=[{"field": "*", "include_unmapped": True}])
     # Discover highlights query matches in every field (its default doc_table:highlight setting).
     request["highlight"] = {**HIGHLIGHT, "fields": {"*": {}}}
