@@ -22,7 +22,18 @@ import random
 import time
 import uuid
 
-from pipeline.line import FAILED, FINISHED, KILLED, TIMEOUT, Execution, LineClock, format_fields, format_line
+from pipeline.line import (
+    FAILED,
+    FIELDS,
+    FINISHED,
+    KILLED,
+    TIME,
+    TIMEOUT,
+    Execution,
+    LineClock,
+    format_fields,
+    format_line,
+)
 
 PARSED_INDEX = "task-time"
 UNPARSED_INDEX = "task-time-unparsed"
@@ -35,6 +46,9 @@ LOGSTASH_FIELDS = {
     "log": {"file": {"path": "/var/log/rq-task-time/task-time.log"}},
 }
 UNPARSED_TAGS = ["_grokparsefailure", "task_time_unparsed"]
+# Every field the grok captures after the time, named as pipeline.line names them.
+PARSED_FIELDS = tuple(field.name for field in FIELDS if field is not TIME)
+_TIME_AT = len(f"{TIME.label}: ")
 
 _APPS = ("billing", "orders", "accounts", "search", "notifications", "reports", "media", "integrations")
 _ACTIONS = (
@@ -106,7 +120,7 @@ def chunk(seed: int, start: float, end: float, count: int) -> tuple[bytes, int]:
             worker=names[rng.randrange(len(names))],
         )
         line = format_line(stamp, format_fields(execution), clock)
-        time_text = line[6:29]
+        time_text = line[_TIME_AT : _TIME_AT + 23]  # YYYY-MM-DD HH:MM:SS,mmm
         iso = f"{time_text[:10]}T{time_text[11:19]}.{time_text[20:23]}Z"
         if rng.random() < UNPARSED_SHARE:
             line = rng.choice(_BROKEN).format(time=time_text, task=name, job=execution.job_id)
@@ -115,7 +129,7 @@ def chunk(seed: int, start: float, end: float, count: int) -> tuple[bytes, int]:
             unparsed += 1
         else:
             document = {"message": line, "@timestamp": iso, **LOGSTASH_FIELDS}
-            for field in ("task_name", "task_time", "queue", "status", "wait_time", "job_id", "worker"):
+            for field in PARSED_FIELDS:
                 value = getattr(execution, field)
                 # Logstash converts the captured text, so numbers have the line's 6 decimals.
                 document[field] = float(f"{value:.6f}") if isinstance(value, float) else value
