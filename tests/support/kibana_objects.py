@@ -130,3 +130,125 @@ def _query_fields(query: str) -> set[str]:
     names = set(re.findall(r"([\w.@]+):", query))
     exists = set(re.findall(r"_exists_:([\w.@]+)", query))
     return (names - {"_exists_"}) | exists
+
+
+# Kibana's default histogram:barTarget: "auto" intervals aim at about this many buckets.
+BAR_TARGET = 50
+# Round intervals an "auto" date histogram may take, in seconds (Kibana picks the nearest).
+_AUTO_INTERVALS = [
+    (1, "1s"), (5, "5s"), (10, "10s"), (30, "30s"), (60, "1m"), (300, "5m"), (600, "10m"), (1800, "30m"),
+    (3600, "1h"), (3 * 3600, "3h"), (12 * 3600, "12h"), (86400, "1d"), (7 * 86400, "7d"), (30 * 86400, "30d"),
+]  # fmt: skip
+
+
+def auto_interval(seconds: float) -> str:
+    """The fixed interval Kibana's "auto" date histogram uses for a time range of ``seconds``."""
+    wanted = seconds / BAR_TARGET
+    return min(_AUTO_INTERVALS, key=lambda pair: abs(pair[0] - wanted))[1]
+
+
+def time_filter(field: str, start: str, end: str) -> dict[str, Any]:
+    """The range filter Kibana adds for the time picker on a data view's time field."""
+    return {"range": {field: {"gte": start, "lte": end, "format": "strict_date_optional_time"}}}
+
+
+HIGHLIGHT = {
+    "pre_tags": ["@kibana-highlighted-field@"],
+    "post_tags": ["@/kibana-highlighted-field@"],
+    "fragment_size": 2147483647,
+}
+
+
+def discover_request(saved: dict[str, Any], time_field: str, start: str, end: str, size: int = 500) -> dict[str, Any]:
+    """What Discover sends to show a saved search: its query and sort, the time filter,
+    ``size`` rows (Discover's sample size), total hits counted exactly, fields from the fields API,
+    query matches highlighted."""
+    request = search_request(saved, size=size)
+    request["query"]["bool"]["filter"] = [time_filter(time_field, start, end)]
+    for sort in request["sort"]:
+        for field, spec in sort.items():
+            spec.update(
+                {"format": "strict_date_optional_time"} if field == time_field else {"unmapped_type": "boolean"}
+            )
+    # Discover breaks ties by index order, in the direction of the first sort.
+    [first_order] = [spec["order"] for spec in request["sort"][0].values()]
+    request["sort"].append({"_doc": {"order": first_order}})
+    request.update(track_total_hits=True, _source=False, fields=[{"field": "*", "include_unmapped": True}])
+    # Discover highlights query matches in every field (its default doc_table:highlight setting).
+    request["highlight"] = {**HIGHLIGHT, "fields": {"*": {}}}
+    request["stored_fields"] = ["*"]
+    return request
+
+
+def discover_chart_request(
+    saved: dict[str, Any], time_field: str, start: str, end: str, seconds: float
+) -> dict[str, Any]:
+    """The histogram Discover draws above a saved search's rows (unless the search hides it)."""
+    request = discover_request(saved, time_field, start, end)
+    histogram = {"field": time_field, "fixed_interval": auto_interval(seconds), "time_zone": "UTC", "min_doc_count": 1}
+    return {
+        "size": 0,
+        "track_total_hits": True,
+        "query": request["query"],
+        "aggs": {"histogram": {"date_histogram": histogram}},
+    }
+
+
+def lens_request(lens: dict[str, Any], time_field: str, start: str, end: str, seconds: float) -> dict[str, Any]:
+    """The aggregation request for any Lens layer of terms and date histogram buckets and metrics.
+
+    Bucket columns nest in ``columnOrder``; every metric sits in the innermost bucket. A
+    terms column ordered by a metric gets that metric as its own sub-aggregation too, as
+    Kibana does when the metric lies below another bucket. ``seconds`` is the length of
+    the time range, which sets the interval of an "auto" date histogram.
+    """
+    layer = lens_layer(lens)
+    columns = layer["columns"]
+    metrics = {
+        cid: _METRICS[c["operationType"]](c)
+        for cid, c in columns.items()
+        if not c["isBucketed"] and c["operationType"] != "count"  # a bucket's doc_count
+    }
+    aggs: dict[str, Any] = metrics
+    for cid in reversed(layer["columnOrder"]):
+        column = columns[cid]
+        if not column["isBucketed"]:
+            continue
+        if column["operationType"] == "date_histogram":
+            interval = column["params"]["interval"]
+            histogram = {
+                "field": column["sourceField"],
+                "fixed_interval": auto_interval(seconds) if interval == "auto" else interval,
+                "time_zone": "UTC",
+            }
+            if column["params"].get("includeEmptyRows"):
+                histogram.update(min_doc_count=0, extended_bounds={"min": start, "max": end})
+            aggs = {cid: {"date_histogram": histogram, "aggs": aggs}}
+        elif column["operationType"] == "terms":
+            params = column["params"]
+            order_column = columns[params["orderBy"]["columnId"]]
+            order_key = params["orderBy"]["columnId"]
+            if order_column["operationType"] == "count":
+                order_key = "_count"
+            elif order_column["operationType"] == "percentile":
+                order_key += f"[{order_column['params']['percentile']}]"
+            sub = dict(aggs)
+            if order_key != "_count":
+                sub[params["orderBy"]["columnId"]] = metrics[params["orderBy"]["columnId"]]
+            terms = {
+                "field": column["sourceField"],
+                "size": params["size"],
+                "order": {order_key: params["orderDirection"]},
+            }
+            aggs = {cid: {"terms": terms, "aggs": sub}}
+        else:
+            raise AssertionError(f"bucket operation {column['operationType']} is not translated")
+    query = lens["attributes"]["state"]["query"]
+    assert query["language"] == "lucene"
+    must = [{"query_string": {"query": query["query"]}}] if query["query"] else []
+    return {
+        "size": 0,
+        "track_total_hits": True,
+        "query": {"bool": {"must": must, "filter": [time_filter(time_field, start, end)]}},
+        "aggs": aggs,
+    }
