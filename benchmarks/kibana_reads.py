@@ -25,23 +25,23 @@ def timed(run: Callable[[], dict]) -> tuple[float, dict]:
 
 
 def kibana_requests(days: int, now: float) -> list[tuple[str, dict]]:
-    """(title, body) of every saved search and Lens panel for the last ``days`` days before ``now``."""
-    saved = kibana_objects.objects()
-    [data_view] = [o for (t, _), o in saved.items() if t == "index-pattern"]
-    field = data_view["attributes"]["timeFieldName"]
+    """(title, body) of every saved search and Lens panel on task times for the last ``days`` days before ``now``."""
+    found = kibana_objects.objects()
+    field = found[("index-pattern", "task-time")]["attributes"]["timeFieldName"]
+    saved = kibana_objects.reading("task-time", found)
     start, end = (time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t)) for t in (now - days * 86400, now))
-    found = []
+    requests = []
     for (type_, _), item in sorted(saved.items()):
         title = item["attributes"]["title"]
         if type_ == "search":
-            found.append((f"{title} (search)", kibana_objects.discover_request(item, field, start, end)))
+            requests.append((f"{title} (search)", kibana_objects.discover_request(item, field, start, end)))
             if not item["attributes"].get("hideChart"):
                 chart = kibana_objects.discover_chart_request(item, field, start, end, days * 86400)
-                found.append((f"{title} (search chart)", chart))
+                requests.append((f"{title} (search chart)", chart))
         elif type_ == "lens":
-            found.append((f"{title} (lens)", kibana_objects.lens_request(item, field, start, end, days * 86400)))
+            requests.append((f"{title} (lens)", kibana_objects.lens_request(item, field, start, end, days * 86400)))
     baseline = {"query": kibana_objects.time_filter(field, start, end)}
-    return [("_count", baseline), *found]
+    return [("_count", baseline), *requests]
 
 
 def measure_reads(client: Elasticsearch, index: str, now: float, repeats: int) -> bool:

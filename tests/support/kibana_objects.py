@@ -47,6 +47,15 @@ def lens_layer(lens: dict[str, Any]) -> dict[str, Any]:
     return layer
 
 
+def reading(view_id: str, found: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The saved searches and Lens objects of ``found`` that read the data view ``view_id``."""
+    return {
+        key: saved
+        for key, saved in found.items()
+        if key[0] in ("search", "lens") and data_view(saved, found)["id"] == view_id
+    }
+
+
 def data_view(saved: dict[str, Any], found: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     """The data view a search or Lens object reads (a data view is its own)."""
     if saved["type"] == "index-pattern":
