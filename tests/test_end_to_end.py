@@ -1,11 +1,11 @@
-"""From a demo task to the "Slowest tasks" search, every link that can run on this machine.
+"""From a demo task to the "Slowest tasks" search, every link the tests can run.
 
 Real redis-server and real ``rq-task-time-worker`` processes run the demo tasks from
-worker/; their log goes through the Logstash pipeline's own grok and date stages
-(``tests.support.logstash``); the documents are bulk-created into the real Elasticsearch
-by the least-privilege Logstash writer, under the templates bootstrap installed; the
-saved search runs as written in the ndjson. Only Logstash's file input and Kibana's
-rendering are not exercised (README: "What is verified how").
+worker/; their log goes through the Logstash pipeline's grok and date stages on Logstash's
+own regex engine and date library (``tests.support.logstash``); the documents are
+bulk-created into the real Elasticsearch by the least-privilege Logstash writer, under the
+templates bootstrap installed; the saved search runs as written in its object file. Only
+Logstash's file input and Kibana's rendering are not exercised (README: "What is verified how").
 """
 
 from __future__ import annotations
