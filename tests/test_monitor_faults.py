@@ -94,7 +94,9 @@ def test_an_acl_without_info_names_what_is_missing(redis: Redis, redis_server: R
 
 def test_a_redis_cluster_node_is_refused_with_one_line(tmp_path: Path) -> None:
     port = free_port()
-    server = start_redis(port, tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "n.conf"))
+    # The cluster bus port defaults to port + 10000, past 65535 for a high free port: name one.
+    cluster = ("--cluster-enabled", "yes", "--cluster-port", str(free_port()), "--cluster-config-file")
+    server = start_redis(port, tmp_path, *cluster, str(tmp_path / "n.conf"))
     try:
         for mode in ("--once", "--check"):
             done = run_monitor(f"redis://127.0.0.1:{port}/0", tmp_path / "m.log", mode, "--name", "mon-c")
