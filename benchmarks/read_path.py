@@ -1,6 +1,6 @@
 """The read path at scale: Kibana's requests on N executions over 30 daily indices.
 
-    python -m benchmarks.read_path [--executions 1000000] [--repeats 5] [--heap 768m]
+    python -m benchmarks.read_path [--executions 1000000] [--repeats 5] [--heap 768m] [--index-setting NAME=VALUE]
 
 Starts its own single-node cluster from the integ-test zip (``tests.support.es_cluster``;
 768 MB heap unless ``--heap``), or uses ``ES_URL`` (``ES_USERNAME``/``ES_PASSWORD``; it
@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-from elasticsearch import AuthenticationException, Elasticsearch
+from elasticsearch import Elasticsearch
 
 from benchmarks import executions
 from benchmarks.kibana_reads import measure_reads
@@ -83,6 +83,16 @@ def bootstrap(env: dict[str, str], **extra: str) -> None:
         raise SystemExit(f"read_path: bootstrap failed: {done.stderr.strip()}")
 
 
+def try_settings(client: Elasticsearch, settings: dict[str, str]) -> None:
+    """Add ``settings`` to the installed mappings template, so every index of this run is created with them."""
+    name = "task-time-mappings"
+    [installed] = client.cluster.get_component_template(name=name)["component_templates"]
+    template = installed["component_template"]["template"]
+    template.setdefault("settings", {}).update(settings)
+    client.cluster.put_component_template(name=name, template=template)
+    print(f"trying, on top of the templates: {', '.join(f'{k}={v}' for k, v in settings.items())}")
+
+
 def writer_client(client: Elasticsearch, cluster: ElasticsearchCluster | None, env: dict[str, str]) -> Elasticsearch:
     """Logstash's writer: put into our cluster's file realm, or on ``ES_URL`` created by bootstrap if missing."""
     password = os.environ.get("LOGSTASH_WRITER_PASSWORD", "read-path-writer")
@@ -93,15 +103,8 @@ def writer_client(client: Elasticsearch, cluster: ElasticsearchCluster | None, e
         cluster.add_file_realm_user(WRITER, password, {"task_time_logstash_writer": role})
     elif writer.options(ignore_status=401).security.authenticate().meta.status == 401:
         bootstrap(env, LOGSTASH_WRITER_PASSWORD=password)
-    deadline = time.monotonic() + 60
-    while True:  # the file realm rereads its files every few seconds
-        try:
-            writer.security.authenticate()
-            return writer
-        except AuthenticationException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    writer.security.authenticate()
+    return writer
 
 
 def chunks(count: int, start: float, end: float, size: int) -> Iterator[tuple[bytes, int]]:
@@ -182,7 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heap", default="768m", help="heap of the cluster started here (default 768m)")
     parser.add_argument("--ingest", type=int, default=100_000, help="executions sent as the writer (default 100,000)")
     parser.add_argument("--bulk", type=int, default=5000, help="executions per bulk request when loading")
+    parser.add_argument(
+        "--index-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an index setting to try on top of the templates' (e.g. index.codec=best_compression); repeatable",
+    )
     args = parser.parse_args(argv)
+    trial = dict(setting.split("=", 1) for setting in args.index_setting)
 
     client, cluster, env = connect(args.heap)
     try:
@@ -191,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         if names:
             client.indices.delete(index=",".join(names))
         bootstrap(env)
+        if trial:
+            try_settings(client, trial)
         writer = writer_client(client, cluster, env)
         now = time.time()
         # Whole UTC days before today plus today so far: one index per day.

@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from elasticsearch import AuthenticationException, Elasticsearch
+from elasticsearch import Elasticsearch
 from redis import Redis
 
 from tests.support.es_cluster import ElasticsearchCluster
@@ -133,16 +132,7 @@ def service_user(es: ElasticsearchTarget, user: str, role: str, password: str, v
     else:
         done = bootstrap(es, "--skip-kibana", **{variable: password})
         assert done.returncode == 0, done.stderr
-    client = Elasticsearch(es.url, basic_auth=(user, password), request_timeout=30)
-    deadline = time.monotonic() + 30
-    while True:  # the file realm rereads its files every few seconds
-        try:
-            client.security.authenticate()
-            return client
-        except AuthenticationException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    return Elasticsearch(es.url, basic_auth=(user, password), request_timeout=30)
 
 
 @pytest.fixture

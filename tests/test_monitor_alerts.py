@@ -135,6 +135,20 @@ def test_bad_options_are_one_line_and_exit_2(argument: list[str], message: str, 
     assert not (tmp_path / "m.log").exists()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"), [("TASK_TIME_MONITOR_INTERVAL", "soon"), ("TASK_TIME_MONITOR_HEAD", "2.5")]
+)
+def test_a_bad_environment_value_names_its_variable_and_exits_2(
+    variable: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse_args([], environ={variable: value})
+    assert stopped.value.code == 2
+    assert f"error: {variable}={value!r} is not a " in capsys.readouterr().err.strip().splitlines()[-1]
+    taken = parse_args([], environ={variable: "3"})
+    assert (taken.interval, taken.head) == ((3.0, 10) if variable.endswith("INTERVAL") else (15.0, 3))
+
+
 def test_latency_limits_parse() -> None:
     assert parse_latency_limits("high=30, default=300") == {"high": 30.0, "default": 300.0}
     assert parse_args(["--max-latency", "a=b=1"], environ={}).thresholds.latency_limit("a=b") == 1.0

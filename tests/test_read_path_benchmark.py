@@ -30,6 +30,7 @@ def test_benchmark_prints_a_ratio_per_saved_search_and_panel_and_bytes_per_execu
 ) -> None:
     env = es.bootstrap_env(TASK_TIME_TESTS_DESTRUCTIVE="1", LOGSTASH_WRITER_PASSWORD="writer-pass-2")
     arguments = ["--executions", str(EXECUTIONS), "--days", "3", "--ingest", "500", "--repeats", "1", "--bulk", "700"]
+    arguments += ["--index-setting", "index.codec=default"]  # a setting to compare with the templates' own
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.read_path", *arguments],
         env=env,
@@ -67,7 +68,15 @@ def test_benchmark_prints_a_ratio_per_saved_search_and_panel_and_bytes_per_execu
     assert re.search(r"^bytes per execution on disk: \d+\.\d +target <= 150 +(met|missed)$", out, re.MULTILINE)
     assert re.search(r"^ingest as task_time_logstash, 125 per bulk, 2 senders: [\d,]+ executions/s", out, re.MULTILINE)
     assert re.search(r"^heap: \d+ MB used of \d+ MB after loading$", out, re.MULTILINE)
-    assert es.client().count(index="task-time-*")["count"] == EXECUTIONS
+    client = es.client()
+    assert client.count(index="task-time-*")["count"] == EXECUTIONS
+    assert "trying, on top of the templates: index.codec=default" in out
+    codecs = client.indices.get_settings(index="task-time-*", name="index.codec", flat_settings=True)
+    assert {settings["settings"]["index.codec"] for settings in codecs.values()} == {"default"}
+    # The trial changed the installed template; bootstrap puts the project's back.
+    assert bootstrap(es, "--skip-kibana").returncode == 0
+    [installed] = client.cluster.get_component_template(name="task-time-mappings")["component_templates"]
+    assert installed["component_template"]["template"]["settings"]["index"]["codec"] == "best_compression"
 
 
 def _mapped(field: str) -> dict:
@@ -101,6 +110,11 @@ def test_job_ids_and_unparsed_lines_stay_searchable(es: ElasticsearchTarget) -> 
     job = "5f0c2a8e-9b7d-4c1e-8f3a-2b6d9e1c4a70"
     hits = client.search(index="task-time-*", q=f'job_id:"{job}"')["hits"]["hits"]
     assert [hit["_source"]["job_id"] for hit in hits] == [job]
+    # Parsed lines keep no message, yet a value typed alone in Kibana's search bar (every field) finds them.
+    anywhere = client.search(index="task-time-*", q=f'"{job}"')["hits"]["hits"]
+    assert [hit["_index"] for hit in anywhere] == [hit["_index"] for hit in hits] and "message" not in hits[0][
+        "_source"
+    ]
     # Phrases need positions: a message indexed without them would make this an error.
     phrase = client.search(index="task-time-unparsed-*", query={"match_phrase": {"message": "most recent call last"}})
     assert [hit["_source"]["message"] for hit in phrase["hits"]["hits"]] == ["Traceback (most recent call last):"]

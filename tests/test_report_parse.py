@@ -17,10 +17,11 @@ import pytest
 
 from pipeline import line as line_format
 from pipeline.line import FIELDS, Execution, LineClock, format_fields, format_line
+from pipeline.report import stats
 from pipeline.report.parse import LineClock as ReportClock
 from pipeline.report.parse import decode_name, read_line
 from pipeline.report.reader import Tally
-from pipeline.report.stats import Samples, task_rows
+from pipeline.report.stats import BAND_MINIMUM, Samples, task_rows
 from tests.support import logstash
 from tests.support.engines import engines
 from tests.test_line_format import random_names
@@ -226,6 +227,51 @@ def test_percentiles_are_exact_linear_interpolation(count: int) -> None:
     assert samples.maximum() == max(values)
     assert samples.total() == math.fsum(values)
     assert len(samples) == count
+
+
+def _type7(ordered: list[float], percent: float) -> float:
+    position = (len(ordered) - 1) * percent / 100
+    index = math.floor(position)
+    below = ordered[index]
+    above = ordered[min(index + 1, len(ordered) - 1)]
+    return below if position == index else below + (position - index) * (above - below)
+
+
+def _samples(values: list[float], seal_every: int) -> Samples:
+    samples = Samples()
+    for index, value in enumerate(values):
+        samples.open.append(value)
+        if seal_every and index % seal_every == seal_every - 1:
+            samples.seal(1)
+    return samples
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_high_percentiles_read_from_the_largest_samples_alone_are_exact(seed: int) -> None:
+    """A high percentile asked first sorts only the samples above a threshold, and equals the full sort's."""
+    rng = random.Random(seed)
+    count = rng.choice([BAND_MINIMUM, 5000, 70_000])
+    draw = [
+        lambda: rng.expovariate(3),
+        lambda: rng.choice([0.5, 1.0, 1.0, 1.0, 2.0]),  # ties around every rank
+        lambda: rng.paretovariate(1.1),
+        lambda: -rng.uniform(0, 1e-300),
+    ][seed % 4]
+    values = [draw() for _ in range(count)]
+    ordered = sorted(values)
+    for percent in (90, 95, 99, 99.9, 100):
+        samples = _samples(values, rng.choice([0, 37, 4096]))  # fresh: nothing sorted yet
+        assert samples.percentile(percent) == pytest.approx(_type7(ordered, percent), rel=1e-12, abs=1e-300)
+        assert samples.sorted == 0, "the blocks should stay unsorted"
+
+
+def test_a_threshold_the_sample_misjudges_falls_back_to_sorting_everything() -> None:
+    # The values the threshold is picked from (one in a stride) are the largest: too few are kept.
+    stride = stats._STRIDE
+    values = [1000.0 if index % stride == 0 else index / 7 for index in range(max(BAND_MINIMUM, 30 * stride))]
+    samples = _samples(values, 0)
+    assert samples.percentile(95) == _type7(sorted(values), 95)
+    assert samples.sorted == len(samples.blocks) == 1
 
 
 def test_a_utc_clock_is_utc_however_it_is_named() -> None:

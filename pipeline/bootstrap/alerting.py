@@ -11,11 +11,11 @@ without the alerting plugin, the step is reported as skipped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .assets import MANAGED_BY, digest, read_json_object, relative
+from .assets import MANAGED_BY, Digested, read_json_object, relative
 from .kibana_client import SERVICE, KibanaClient, check_auth, message
 from .report import Rejected, Reporter, UsageError
 
@@ -28,16 +28,12 @@ _TAG_PREFIX = f"{MANAGED_BY}:"
 
 
 @dataclass(frozen=True)
-class AlertingAsset:
+class AlertingAsset(Digested):
     """A connector or rule as read from ``kibana/alerting/<kind>s/<id>.json``."""
 
     kind: str  # "connector" or "rule"
     path: Path
     body: dict[str, Any]
-    digest: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest(self.body))
 
     @property
     def id(self) -> str:

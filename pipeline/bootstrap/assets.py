@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -58,18 +59,24 @@ def digest(content: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+class Digested:
+    """Something read from a file whose JSON ``body`` is compared with what is installed by its digest."""
+
+    body: dict[str, Any]
+
+    @cached_property
+    def digest(self) -> str:
+        return digest(self.body)
+
+
 @dataclass(frozen=True)
-class Asset:
+class Asset(Digested):
     """One Elasticsearch object to install, as read from its file."""
 
     kind: str
     name: str
     path: Path
     body: dict[str, Any]
-    digest: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest(self.body))
 
     @property
     def version(self) -> int | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .assets import MANAGED_BY, digest, read_json_object, relative
+from .assets import MANAGED_BY, Digested, read_json_object, relative
 from .report import UsageError
 
 # Attributes Kibana stores as JSON text, per saved-object type (dotted paths below ``attributes``).
@@ -37,15 +37,11 @@ MARKER = re.compile(rf" ?\[{re.escape(MANAGED_BY)} ([0-9a-f]{{16}})\]$")
 
 
 @dataclass(frozen=True)
-class SavedObject:
+class SavedObject(Digested):
     """One Kibana saved object, as its file holds it (nested JSON decoded)."""
 
     path: Path
     body: dict[str, Any]
-    digest: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest(self.body))
 
     @property
     def key(self) -> tuple[str, str]:

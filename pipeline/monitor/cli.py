@@ -15,8 +15,9 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
@@ -36,11 +37,26 @@ DEFAULT_LOG = "/var/log/rq-task-time/queue-monitor.log"
 EXIT_CODES = {status: code for code, status in enumerate(STATUSES)}  # ok 0, warn 1, critical 2
 
 
-def _env_float(environ: Mapping[str, str], name: str, default: float) -> float:
-    try:
-        return float(environ.get(name, "") or default)
-    except ValueError:
-        raise SystemExit(f"{PROG}: {name}={environ[name]!r} is not a number") from None
+def _option(
+    parser: argparse.ArgumentParser,
+    environ: Mapping[str, str],
+    flag: str,
+    variable: str,
+    default: Any,
+    help: str,
+    kind: Callable[[str], Any] = str,
+    shown: str | None = None,
+) -> None:
+    """``flag``, defaulting to ``variable`` when set (read as ``kind``), else to ``default``."""
+    value = default
+    if raw := environ.get(variable, "").strip():
+        try:
+            value = kind(raw)
+        except ValueError:
+            parser.error(f"{variable}={raw!r} is not {'a whole number' if kind is int else 'a number'}")
+    if shown is None:
+        shown = format(default, "g") if isinstance(default, float) else str(default)
+    parser.add_argument(flag, type=kind, default=value, help=f"{help} ({variable}; default {shown})")
 
 
 def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> argparse.Namespace:
@@ -49,74 +65,65 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
     parser = argparse.ArgumentParser(
         prog=PROG, description="Sample RQ's queues in Redis, read-only, and log their health."
     )
-    add = parser.add_argument
-    add("--url", default=env.get("RQ_REDIS_URL", "redis://localhost:6379/0"), help="Redis URL (RQ_REDIS_URL)")
-    add(
+
+    def option(flag: str, variable: str, default: Any, help: str, **more: Any) -> None:
+        _option(parser, env, flag, variable, default, help, **more)
+
+    option("--url", "RQ_REDIS_URL", "redis://localhost:6379/0", "Redis URL")
+    option(
         "--name",
-        default=env.get("TASK_TIME_MONITOR_NAME") or f"{socket.gethostname()}.{os.getpid()}",
-        help="this monitor's name in every line (TASK_TIME_MONITOR_NAME; default <host>.<pid>)",
+        "TASK_TIME_MONITOR_NAME",
+        f"{socket.gethostname()}.{os.getpid()}",
+        "this monitor's name in every line",
+        shown="<host>.<pid>",
     )
-    add(
-        "--log", default=env.get("TASK_TIME_MONITOR_LOG") or DEFAULT_LOG, help="the monitor log (TASK_TIME_MONITOR_LOG)"
-    )
-    add(
-        "--interval",
-        type=float,
-        default=_env_float(env, "TASK_TIME_MONITOR_INTERVAL", 15),
-        help="seconds between samples (TASK_TIME_MONITOR_INTERVAL, 15)",
-    )
-    add(
+    option("--log", "TASK_TIME_MONITOR_LOG", DEFAULT_LOG, "the monitor log")
+    option("--interval", "TASK_TIME_MONITOR_INTERVAL", 15.0, "seconds between samples", kind=float)
+    option(
         "--queues",
-        default=env.get("TASK_TIME_MONITOR_QUEUES", ""),
-        help="comma-separated queue names (TASK_TIME_MONITOR_QUEUES; default: every queue in rq:queues)",
+        "TASK_TIME_MONITOR_QUEUES",
+        "",
+        "comma-separated queue names",
+        shown="every queue in rq:queues",
     )
-    add(
-        "--memory-warn",
-        type=float,
-        default=_env_float(env, "TASK_TIME_MONITOR_MEMORY_WARN", 80),
-        help="warn at this %% of maxmemory (TASK_TIME_MONITOR_MEMORY_WARN, 80)",
+    option("--memory-warn", "TASK_TIME_MONITOR_MEMORY_WARN", 80.0, "warn at this %% of maxmemory", kind=float)
+    option(
+        "--memory-critical", "TASK_TIME_MONITOR_MEMORY_CRITICAL", 90.0, "critical at this %% of maxmemory", kind=float
     )
-    add(
-        "--memory-critical",
-        type=float,
-        default=_env_float(env, "TASK_TIME_MONITOR_MEMORY_CRITICAL", 90),
-        help="critical at this %% of maxmemory (TASK_TIME_MONITOR_MEMORY_CRITICAL, 90)",
-    )
-    add(
+    option(
         "--max-latency",
-        default=env.get("TASK_TIME_MONITOR_MAX_LATENCY", "default=300"),
-        help="latency limits in seconds, QUEUE=SECONDS,...; 'default' for the rest "
-        "(TASK_TIME_MONITOR_MAX_LATENCY, default=300)",
+        "TASK_TIME_MONITOR_MAX_LATENCY",
+        "default=300",
+        "latency limits in seconds, QUEUE=SECONDS,...; 'default' for the rest",
     )
-    add(
-        "--head",
-        type=int,
-        default=int(_env_float(env, "TASK_TIME_MONITOR_HEAD", 10)),
-        help="head jobs read per queue for the latency (TASK_TIME_MONITOR_HEAD, 10)",
-    )
-    add(
+    option("--head", "TASK_TIME_MONITOR_HEAD", 10, "head jobs read per queue for the latency", kind=int)
+    option(
         "--scheduled-grace",
-        type=float,
-        default=_env_float(env, "TASK_TIME_MONITOR_SCHEDULED_GRACE", 60),
-        help="seconds late before a scheduled job is overdue (TASK_TIME_MONITOR_SCHEDULED_GRACE, 60)",
+        "TASK_TIME_MONITOR_SCHEDULED_GRACE",
+        60.0,
+        "seconds late before a scheduled job is overdue",
+        kind=float,
     )
-    add(
+    option(
         "--worker-ttl",
-        type=float,
-        default=_env_float(env, "TASK_TIME_MONITOR_WORKER_TTL", 480),
-        help="a worker whose last heartbeat is older is dead (TASK_TIME_MONITOR_WORKER_TTL, 480)",
+        "TASK_TIME_MONITOR_WORKER_TTL",
+        480.0,
+        "a worker whose last heartbeat is older is dead",
+        kind=float,
     )
-    add(
+    option(
         "--max-backoff",
-        type=float,
-        default=_env_float(env, "TASK_TIME_MONITOR_MAX_BACKOFF", 120),
-        help="longest wait between attempts while Redis fails (TASK_TIME_MONITOR_MAX_BACKOFF, 120)",
+        "TASK_TIME_MONITOR_MAX_BACKOFF",
+        120.0,
+        "longest wait between attempts while Redis fails",
+        kind=float,
     )
-    add(
+    option(
         "--check-window",
-        type=float,
-        default=_env_float(env, "TASK_TIME_MONITOR_CHECK_WINDOW", 1),
-        help="--check samples twice this far apart to see rising evictions or OOM rejections (1; 0: once)",
+        "TASK_TIME_MONITOR_CHECK_WINDOW",
+        1.0,
+        "--check samples twice this far apart to see rising evictions or OOM rejections; 0: once",
+        kind=float,
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="write one sample's lines and exit")

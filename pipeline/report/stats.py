@@ -21,9 +21,12 @@ import struct
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import chain
 
 # Samples per block: 512 KiB less malloc's header, so a block fills whole pages.
 BLOCK = (1 << 16) - 4
+_STRIDE = 64  # one sample in this many picks the threshold of a high percentile
+BAND_MINIMUM = 64 * _STRIDE  # fewer samples than this are simply sorted
 _SIGN = 1 << 63
 _DOUBLE = struct.Struct("<d")
 _BITS = struct.Struct("<q")
@@ -89,38 +92,72 @@ class Samples:
         """The correctly rounded sum."""
         return math.fsum(math.fsum(block) for block in (*self.blocks, self.open))
 
-    def _count_at_most(self, value: float) -> int:
-        return sum(bisect_right(block, value) for block in self.blocks)
-
     def smallest(self, rank: int) -> float:
         """The ``rank``-th smallest sample (0-based) of the sealed samples."""
-        low = min(_order_key(block[0]) for block in self.blocks)
-        high = max(_order_key(block[-1]) for block in self.blocks)
-        while low < high:  # the smallest value with more than ``rank`` samples at or below it
-            middle = (low + high) // 2
-            if self._count_at_most(_from_order_key(middle)) > rank:
-                high = middle
-            else:
-                low = middle + 1
-        return _from_order_key(low)
+        return _smallest(self.blocks, rank)
 
     def percentile(self, percent: float) -> float | None:
         """Linear interpolation between the closest ranks; None without samples."""
-        self._sort()
         count = len(self)
         if not count:
             return None
         position = (count - 1) * percent / 100
         index = math.floor(position)
-        below = self.smallest(index)
-        if index + 1 >= count or position == index:
+        blocks, rank = self.blocks, index
+        if not self._all_sorted() and (largest := self._largest(count - index)) is not None:
+            blocks, kept = largest  # only the largest samples, sorted: a high percentile's ranks are among them
+            rank = index - (count - kept)
+        else:
+            self._sort()
+        below = _smallest(blocks, rank)
+        above = _smallest(blocks, rank + 1) if index + 1 < count else below
+        if position == index:
             return below
-        above = self.smallest(index + 1)
         return below + (position - index) * (above - below)
+
+    def _all_sorted(self) -> bool:
+        return not self.open and self.sorted == len(self.blocks)
+
+    def _largest(self, wanted: int) -> tuple[list[array[float]], int] | None:
+        """Sorted blocks holding at least the ``wanted`` largest samples, and how many they hold.
+
+        Only for a few (a high percentile); else None. A threshold a little below them is
+        taken from every ``_STRIDE``-th sample, and only the samples at or above it are
+        sorted: a few percent of all instead of all of them. Exact: every sample left out
+        is below all those kept, so when at least ``wanted`` are kept, the largest of all
+        are among them.
+        """
+        count = len(self)
+        if count < BAND_MINIMUM or wanted > count // 8:
+            return None
+        parts = [*self.blocks, self.open]
+        sample = sorted(chain.from_iterable(part[::_STRIDE] for part in parts))
+        # Where ``wanted`` samples start in the sample, less four standard deviations of that
+        # count and a few more, for the few samples of a very high percentile (a miss costs a sort).
+        expected = wanted * len(sample) // count
+        threshold = sample[max(0, len(sample) - expected - 4 * math.isqrt(expected) - 8)]
+        kept = [array("d", sorted(filter(threshold.__le__, part))) for part in parts]
+        kept = [block for block in kept if block]
+        held = sum(map(len, kept))
+        return (kept, held) if held >= wanted else None
 
     def maximum(self) -> float | None:
         self._sort()
         return max((block[-1] for block in self.blocks), default=None)
+
+
+def _smallest(blocks: list[array[float]], rank: int) -> float:
+    """The ``rank``-th smallest value (0-based) of sorted ``blocks``, by a binary search over the values' order."""
+    low = min(_order_key(block[0]) for block in blocks)
+    high = max(_order_key(block[-1]) for block in blocks)
+    while low < high:  # the smallest value with more than ``rank`` values at or below it
+        middle = (low + high) // 2
+        value = _from_order_key(middle)
+        if sum(bisect_right(block, value) for block in blocks) > rank:
+            high = middle
+        else:
+            low = middle + 1
+    return _from_order_key(low)
 
 
 class TaskTally:

@@ -215,14 +215,18 @@ class ElasticsearchCluster:
         )
         self._wait_for_yellow(timeout)
 
-    def _wait_for_yellow(self, timeout: float) -> None:
+    def _request(self, path: str, username: str | None = None, password: str | None = None) -> urllib.request.Request:
+        """A GET of ``path``, as the superuser unless another user is given."""
         import base64
+
+        credentials = f"{username or self.username}:{password or self.password}"
+        token = base64.b64encode(credentials.encode()).decode()
+        return urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"Basic {token}"})
+
+    def _wait_for_yellow(self, timeout: float) -> None:
         import json
 
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        request = urllib.request.Request(
-            f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=5s", headers={"Authorization": f"Basic {token}"}
-        )
+        request = self._request("/_cluster/health?wait_for_status=yellow&timeout=5s")
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
@@ -238,12 +242,13 @@ class ElasticsearchCluster:
                 raise RuntimeError(f"Elasticsearch did not become ready in {timeout:.0f}s:\n{self.tail()}")
             time.sleep(1)
 
-    def add_file_realm_user(self, username: str, password: str, roles: dict[str, dict]) -> None:
-        """Define ``roles`` in roles.yml and ``username`` in the file realm; both reload within seconds.
+    def add_file_realm_user(self, username: str, password: str, roles: dict[str, dict], timeout: float = 60) -> None:
+        """Define ``roles`` in roles.yml and ``username`` in the file realm; return once the user can log in.
 
         The integ-test zip lacks analysis-common, so its native realm cannot create the
         .security index: users and roles made through the REST API fail there. The file
-        realm takes the same role definitions and needs no index.
+        realm takes the same role definitions and needs no index, and rereads its files
+        every few seconds.
         """
         import yaml
 
@@ -254,6 +259,16 @@ class ElasticsearchCluster:
         run: dict[str, Any] = {"env": self.env, "preexec_fn": self.preexec, "capture_output": True}
         subprocess.run([tool, "userdel", username], **run)  # fails harmlessly when there is none yet
         subprocess.run([tool, "useradd", username, "-p", password, "-r", ",".join(roles)], check=True, **run)
+        request = self._request("/_security/_authenticate", username, password)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=10):
+                    return
+            except OSError as exc:  # 401 until the realm has reread users and users_roles
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{username} could not log in after {timeout:.0f}s: {exc}") from exc
+                time.sleep(0.5)
 
     def tail(self, lines: int = 40) -> str:
         self.log.flush()

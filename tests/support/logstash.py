@@ -210,10 +210,11 @@ class Pipeline:
     def _fingerprint(self, plugin: Plugin, events: list[dict[str, Any]]) -> None:
         known = {"id", "source", "target", "method"}
         assert set(plugin.options) <= known, set(plugin.options) - known
-        assert plugin.options["method"] == "SHA256"
+        # Without a key the plugin writes the plain digest as lowercase hex.
+        digest = _DIGESTS[plugin.options["method"]]
         for event in events:
             value = str(_get(event, plugin.options["source"]))
-            _set(event, plugin.options["target"], hashlib.sha256(value.encode()).hexdigest())
+            _set(event, plugin.options["target"], digest(value.encode()).hexdigest())
 
     def _mutate(self, plugin: Plugin, events: list[dict[str, Any]]) -> None:
         for option, value in plugin.options.items():
@@ -245,6 +246,7 @@ class Pipeline:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DIGESTS = {"MD5": hashlib.md5, "SHA256": hashlib.sha256}
 
 
 def _convert(text: str, conversion: str) -> Any:
