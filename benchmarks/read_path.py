@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         help="an index setting to try on top of the templates' (e.g. index.codec=best_compression); repeatable",
     )
     args = parser.parse_args(argv)
+    if any("=" not in setting for setting in args.index_setting):
+        parser.error("--index-setting takes NAME=VALUE")
     trial = dict(setting.split("=", 1) for setting in args.index_setting)
 
     client, cluster, env = connect(args.heap)
