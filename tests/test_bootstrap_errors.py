@@ -146,6 +146,9 @@ def test_an_interrupted_or_terminated_bootstrap_says_so_in_one_line(sig: signal.
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        # A job a shell started in the background inherits SIGINT ignored, and Python keeps
+        # it so: give the child the disposition a terminal's Ctrl-C meets.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert "waiting for" in process.stdout.readline()  # it is inside the wait loop
     process.send_signal(sig)

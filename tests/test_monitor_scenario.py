@@ -65,8 +65,16 @@ def test_the_monitor_warns_at_80_and_is_critical_at_90_percent_before_the_first_
                 lines_before_oom = len(read_events(log))
                 break
     assert monitor.step()
-    with pytest.raises(OutOfMemoryError):
-        queue.enqueue(tasks.sleep_for, 5)
+    # Redis shrinks idle clients' query buffers now and then (tens of KB, room for dozens of
+    # jobs at ~600 bytes each), which can take it under maxmemory again: enqueue until refused.
+    for _ in range(1000):
+        try:
+            queue.enqueue(tasks.sleep_for, 5)
+            enqueued += 1
+        except OutOfMemoryError:
+            break
+    else:
+        pytest.fail("Redis took 1,000 more jobs after refusing one")
     assert monitor.step()
 
     events = read_events(log)
