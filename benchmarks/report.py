@@ -90,8 +90,7 @@ def read(path: Path) -> Tally:
     tally = Tally(clock=ReportClock())
     number = 1
     for chunk in Reading(Source(str(path)), io.BytesIO()):
-        tally.feed(chunk, str(path), number)
-        number += chunk.count(b"\n")
+        number += tally.feed(chunk, str(path), number)
     return tally
 
 

@@ -127,8 +127,7 @@ def read_sources(sources: list[Source], tally: Tally, stdin: TextIO, stderr: Tex
         number = 1
         try:
             for chunk in reading:
-                tally.feed(chunk, source.name, number)
-                number += chunk.count(b"\n")
+                number += tally.feed(chunk, source.name, number)
                 progress.update(source.name, tally.lines)
         except SourceError as exc:
             progress.done()

@@ -96,8 +96,11 @@ class Tally:
         millis = min(max(millis, _YEAR_0), _YEAR_10000 - 1)
         return iso_millis(millis)[:23].replace("T", " ").replace(".", ",").encode()
 
-    def feed(self, chunk: bytes, source: str, first_number: int) -> None:
-        """Read ``chunk``: whole lines, each ending in ``\\n``; ``first_number`` is its first line's number."""
+    def feed(self, chunk: bytes, source: str, first_number: int) -> int:
+        """Read ``chunk``: whole lines, each ending in ``\\n``; ``first_number`` is its first line's number.
+
+        Returns the number of lines read, for the caller's count of where the next chunk starts.
+        """
         count = chunk.count(b"\n")
         self.lines += count
         text = b"\n" + chunk  # every line now starts after a newline: the scan's literal start
@@ -112,6 +115,7 @@ class Tally:
             samples = self.unparsed_samples
             samples[shown:] = sorted(samples[shown:], key=lambda line: line.number)[: self.keep_unparsed - shown]
         self.parsed += len(found) - len(refused)
+        return count
 
     def add_unparsed(self, source: str, number: int, line: bytes) -> None:
         """Count one line that is not in a chunk (the line a damaged compressed file cuts) as unparsed."""

@@ -111,7 +111,6 @@ class Reading:
         self.stdin = stdin
         self.damage: str | None = None
         self.cut_line = b""
-        self.compressed = False
 
     def __iter__(self) -> Iterator[bytes]:
         if self.source.name == STDIN:
@@ -129,8 +128,7 @@ class Reading:
             head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
         except OSError as exc:
             raise SourceError(f"cannot read {self.source.name}: {exc.strerror or exc}") from None
-        self.compressed = head == _GZIP_MAGIC
-        blocks = self._gunzip(stream) if self.compressed else iter(lambda: stream.read(CHUNK), b"")
+        blocks = self._gunzip(stream) if head == _GZIP_MAGIC else iter(lambda: stream.read(CHUNK), b"")
         rest = b""
         try:
             for block in blocks:
