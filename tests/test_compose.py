@@ -74,23 +74,31 @@ def test_one_stack_version_everywhere(project: dict[str, Any]) -> None:
     assert f"elasticsearch>={version.split('.')[0]},<{int(version.split('.')[0]) + 1}" in requirement
 
 
-def _mount(service: dict[str, Any], target: str) -> dict[str, Any]:
+def volume_at(service: dict[str, Any], target: str) -> dict[str, Any]:
+    """The one volume of ``service`` mounted at ``target``."""
     [volume] = [v for v in service.get("volumes", []) if v["target"] == target]
     return volume
 
 
-def test_workers_write_where_logstash_reads(project: dict[str, Any]) -> None:
-    services = project["services"]
-    worker, shipper = services["worker"], services["logstash"]
-    log_path = worker["environment"]["TASK_TIME_LOG"]
-    assert log_path == DEFAULT_PATH
-    folder = str(Path(log_path).parent)
-    written, read = _mount(worker, folder), _mount(shipper, folder)
+def assert_logstash_reads(
+    services: dict[str, Any], writer: str, variable: str, path: str, config: Path = logstash.CONFIG
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``writer`` writes its log at ``path`` (its ``variable``) on a volume Logstash mounts read-only,
+    where the file input of ``config`` finds it. Returns the two services."""
+    service, shipper = services[writer], services["logstash"]
+    assert service["environment"][variable] == path
+    folder = str(Path(path).parent)
+    written, read = volume_at(service, folder), volume_at(shipper, folder)
     assert written["type"] == read["type"] == "volume" and written["source"] == read["source"]
     assert read.get("read_only") and not written.get("read_only")
-    [file_input] = logstash.plugins(logstash.load()["input"], "file")
+    [file_input] = logstash.plugins(logstash.load(config)["input"], "file")
     patterns = [logstash.substitute(p, shipper["environment"]) for p in file_input.options["path"]]
-    assert any(Path(log_path).match(pattern) for pattern in patterns)
+    assert any(Path(path).match(pattern) for pattern in patterns)
+    return service, shipper
+
+
+def test_workers_write_where_logstash_reads(project: dict[str, Any]) -> None:
+    worker, shipper = assert_logstash_reads(project["services"], "worker", "TASK_TIME_LOG", DEFAULT_PATH)
     dockerfile = (REPO / "worker" / "Dockerfile").read_text()
     assert f"TASK_TIME_LOG={DEFAULT_PATH}" in dockerfile
     assert worker["environment"]["TASK_TIME_TZ"] == shipper["environment"]["TASK_TIME_TZ"] == env_file()["TASK_TIME_TZ"]
@@ -98,11 +106,11 @@ def test_workers_write_where_logstash_reads(project: dict[str, Any]) -> None:
 
 def test_logstash_config_and_state_live_where_the_image_expects(project: dict[str, Any]) -> None:
     shipper = project["services"]["logstash"]
-    assert _mount(shipper, "/usr/share/logstash/pipeline")["source"] == str(REPO / "logstash" / "pipeline")
-    assert _mount(shipper, "/usr/share/logstash/config/logstash.yml")["source"] == str(
+    assert volume_at(shipper, "/usr/share/logstash/pipeline")["source"] == str(REPO / "logstash" / "pipeline")
+    assert volume_at(shipper, "/usr/share/logstash/config/logstash.yml")["source"] == str(
         REPO / "logstash" / "config" / "logstash.yml"
     )
-    data = _mount(shipper, "/usr/share/logstash/data")
+    data = volume_at(shipper, "/usr/share/logstash/data")
     assert data["type"] == "volume"  # persisted queue, dead letter queue and sincedb survive restarts
     [file_input] = logstash.plugins(logstash.load()["input"], "file")
     assert file_input.options["sincedb_path"].startswith("/usr/share/logstash/data/")

