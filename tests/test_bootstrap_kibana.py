@@ -224,16 +224,8 @@ def test_kibana_only_never_contacts_elasticsearch() -> None:
 def test_a_degraded_kibana_is_ready_enough(es: ElasticsearchTarget) -> None:
     """Kibana often reports "degraded" on small machines while its API works."""
 
-    def respond(request: Request) -> Reply:
-        if request.path == "/api/status":
-            return reply_json(200, {"status": {"overall": {"level": "degraded"}}})
-        if request.path == "/api/saved_objects/_export":
-            return reply_json(400, {"message": "Error fetching objects to export"})
-        if request.path == "/api/saved_objects/_import":
-            return import_all_created(request)
-        return reply_json(404, {"message": "Not Found"})  # no alerting plugin
-
-    with recording_server(respond) as (url, requests):
+    # Nothing is stored yet, and there is no alerting plugin (404 for its API).
+    with kibana(import_reply=import_all_created, level="degraded") as (url, requests):
         done = run_bootstrap(es.bootstrap_env(KIBANA_URL=url, BOOTSTRAP_TIMEOUT="5"))
     assert done.returncode == 0, done.stderr
     assert f"kibana: ready at {url} (status degraded)" in done.stdout

@@ -24,7 +24,8 @@ from pipeline.monitor.alerts import Thresholds
 from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support import kibana_objects, logstash
 from tests.support.monitor import QUEUE_VALUES
-from tests.support.recording_server import Reply, Request, recording_server, reply_json
+from tests.support.recording_kibana import kibana
+from tests.support.recording_server import Reply, Request, reply_json
 
 REPO = Path(__file__).resolve().parents[1]
 OBJECTS = kibana_objects.objects()
@@ -247,13 +248,10 @@ def kibana_with_alerting(installed: dict[str, dict], health: dict | None = None,
     """A recording Kibana with alerting: ``installed`` maps API paths to what a GET returns."""
     health = {"has_permanent_encryption_key": True, "is_sufficiently_secure": True} if health is None else health
 
-    def respond(request: Request) -> Reply:
-        if request.path == "/api/status":
-            return reply_json(200, {"status": {"overall": {"level": "available"}}})
-        if request.path == "/api/saved_objects/_export":
-            return reply_json(400, {"message": "Error fetching objects to export"})
-        if request.path == "/api/saved_objects/_import":
-            return reply_json(200, {"success": True, "successCount": 0, "successResults": []})
+    def nothing_imported(request: Request) -> Reply:
+        return reply_json(200, {"success": True, "successCount": 0, "successResults": []})
+
+    def alerting(request: Request) -> Reply:
         if request.path == "/api/alerting/_health":
             return reply_json(200, health)
         if request.method == "GET":
@@ -262,7 +260,7 @@ def kibana_with_alerting(installed: dict[str, dict], health: dict | None = None,
             return reply_json(404, {"statusCode": 404, "message": "Saved object not found"})
         return reply_json(status_for_writes, {"id": request.path.rsplit("/", 1)[-1], "message": "refused"})
 
-    return recording_server(respond)
+    return kibana(import_reply=nothing_imported, other=alerting)
 
 
 def run_kibana_only(es: ElasticsearchTarget, url: str) -> Any:

@@ -42,14 +42,18 @@ def multipart_file(request: Request) -> tuple[str, str, bytes]:
 
 
 def kibana(
-    stored: dict[tuple[str, str], dict] | None = None, import_reply: Callable[[Request], Reply] | None = None
+    stored: dict[tuple[str, str], dict] | None = None,
+    import_reply: Callable[[Request], Reply] | None = None,
+    level: str = "available",
+    other: Callable[[Request], Reply] | None = None,
 ) -> AbstractContextManager[tuple[str, list[Request]]]:
-    """A recording Kibana: ready at once; export returns ``stored``; import answers with ``import_reply``."""
+    """A recording Kibana: ready at once with status ``level``; export returns ``stored``; import
+    answers with ``import_reply``; any other request with ``other`` (else 404)."""
     stored = {} if stored is None else stored
 
     def respond(request: Request) -> Reply:
         if request.path == "/api/status":
-            return reply_json(200, {"status": {"overall": {"level": "available"}}})
+            return reply_json(200, {"status": {"overall": {"level": level}}})
         if request.path == "/api/saved_objects/_export":
             wanted = [(o["type"], o["id"]) for o in request.json()["objects"]]
             if any(key not in stored for key in wanted):  # what Kibana does for a missing object
@@ -63,6 +67,8 @@ def kibana(
             return 200, {"Content-Type": "application/ndjson"}, "\n".join(lines).encode()
         if request.path == "/api/saved_objects/_import" and import_reply:
             return import_reply(request)
+        if other:
+            return other(request)
         return reply_json(404, {"message": "unexpected request"})
 
     return recording_server(respond)
