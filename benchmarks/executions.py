@@ -1,6 +1,6 @@
 """Task executions as Logstash hands them to Elasticsearch, made up in bulk for benchmarks.
 
-Each execution is a real line written by ``pipeline.line`` and the document the Logstash
+Each execution is a real line written by ``pipeline.lines.task`` and the document the Logstash
 pipeline makes of it (``tests/golden/task-time.expected.json`` shows the shape): its
 parsed fields, ``@timestamp`` from the line's time, Logstash's own fields, and the MD5 of
 the line as document id. About one line in a thousand does not parse and goes to
@@ -22,18 +22,8 @@ import random
 import time
 import uuid
 
-from pipeline.line import (
-    FAILED,
-    FIELDS,
-    FINISHED,
-    KILLED,
-    TIME,
-    TIMEOUT,
-    Execution,
-    LineClock,
-    format_fields,
-    format_line,
-)
+from pipeline.lines.clock import TIME, LineClock, format_line
+from pipeline.lines.task import FAILED, FIELDS, FINISHED, KILLED, TIMEOUT, TaskRun, format_fields
 
 PARSED_INDEX = "task-time"
 UNPARSED_INDEX = "task-time-unparsed"
@@ -46,7 +36,7 @@ LOGSTASH_FIELDS = {
     "log": {"file": {"path": "/var/log/rq-task-time/task-time.log"}},
 }
 UNPARSED_TAGS = ["_grokparsefailure", "task_time_unparsed"]
-# Every field the grok captures after the time, named as pipeline.line names them.
+# Every field the grok captures after the time, named as pipeline.lines.task names them.
 PARSED_FIELDS = tuple(field.name for field in FIELDS if field is not TIME)
 _TIME_AT = len(f"{TIME.label}: ")
 
@@ -110,7 +100,7 @@ def chunk(seed: int, start: float, end: float, count: int) -> tuple[bytes, int]:
         if rng.random() < 0.01:
             seconds *= rng.paretovariate(1.5)  # the heavy tail: a slow dependency, a huge input
         status = _STATUSES[min(bisect.bisect(status_cumulative, rng.random()), len(_STATUSES) - 1)][0]
-        execution = Execution(
+        execution = TaskRun(
             task_name=name,
             task_time=seconds,
             queue=queue,

@@ -37,8 +37,9 @@ from rq import Queue
 from rq.job import Job
 from rq.worker import SimpleWorker, Worker
 
+from pipeline import settings
 from pipeline.job import TimedJob
-from pipeline.tasklog import LOGGER_NAME, PATH_ENV, get_task_logger
+from pipeline.tasklog import LOGGER_NAME, get_task_logger
 from pipeline.worker import TimedWorker
 from tests.support.redis_server import RedisServer
 
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="rq-task-time-bench-"))
-    os.environ[PATH_ENV] = str(folder / "task-time.log")
+    os.environ[settings.TASK_LOG.variable] = str(folder / "task-time.log")
     get_task_logger()
     _setup_seed_logger(folder / "seed-style.log")
     server = RedisServer()

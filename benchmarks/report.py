@@ -2,7 +2,7 @@
 
     python -m benchmarks.report [--lines 1000000] [--rounds 3]
 
-Writes a log of real lines (``pipeline.line`` formats them: 40 tasks, all four statuses,
+Writes a log of real lines (``pipeline.lines.task`` formats them: 40 tasks, all four statuses,
 wait times, names that need encoding), then alternates, round by round on the same file:
 
 1. a plain ``for line in file`` loop (binary, doing nothing with the lines);
@@ -36,8 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.line import STATUSES, Execution, LineClock, format_fields, format_line
-from pipeline.report.parse import LineClock as ReportClock
+from pipeline.lines.clock import LineClock, format_line
+from pipeline.lines.task import STATUSES, TaskRun, format_fields
 from pipeline.report.reader import Tally
 from pipeline.report.sources import Reading, Source
 from pipeline.report.stats import BLOCK, task_rows
@@ -61,7 +61,7 @@ def write_log(path: Path, count: int, seed: int = 5) -> None:
         batch = []
         for index in range(count):
             task = rng.choices(tasks, weights)[0]
-            execution = Execution(
+            execution = TaskRun(
                 task_name=task,
                 task_time=rng.expovariate(1 / (0.05 * (1 + tasks.index(task) % 7))),
                 queue=rng.choice(("default", "high", "low")),
@@ -87,7 +87,7 @@ def plain_loop(path: Path) -> int:
 
 
 def read(path: Path) -> Tally:
-    tally = Tally(clock=ReportClock())
+    tally = Tally(clock=LineClock())
     number = 1
     for chunk in Reading(Source(str(path)), io.BytesIO()):
         number += tally.feed(chunk, str(path), number)

@@ -12,12 +12,13 @@ instead of the traceback ``rq worker`` prints for it.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from rq.utils import import_attribute
+
+from .settings import default_name
 
 DEFAULT_WORKER_CLASS = "pipeline.worker.TimedWorker"
 DEFAULT_JOB_CLASS = "pipeline.job.TimedJob"
@@ -28,7 +29,7 @@ def worker_defaults() -> dict[str, Any]:
     return {
         "worker_class": DEFAULT_WORKER_CLASS,
         "job_class": DEFAULT_JOB_CLASS,
-        "name": f"{socket.gethostname()}.{os.getpid()}",
+        "name": default_name(),
     }
 
 

@@ -15,7 +15,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from . import horse
-from .line import FAILED, FINISHED, TIMEOUT, Execution
+from .lines.task import FAILED, FINISHED, TIMEOUT, TaskRun
 from .tasklog import write_task_line
 
 
@@ -29,9 +29,7 @@ def write_execution_line(job: Job, task_time: float, status: str, worker: str | 
     enqueued_at = job.enqueued_at
     started_at = job.started_at or datetime.now(UTC)
     wait_time = (started_at - enqueued_at).total_seconds() if enqueued_at is not None else None
-    write_task_line(
-        Execution(job.func_name, task_time, job.origin, status, wait_time, job.id, worker or job.worker_name)
-    )
+    write_task_line(TaskRun(job.func_name, task_time, job.origin, status, wait_time, job.id, worker or job.worker_name))
 
 
 class TimedJob(Job):

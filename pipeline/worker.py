@@ -20,9 +20,10 @@ from rq.job import Job
 from rq.worker import Worker
 
 from . import horse
+from .appender import AppendError
 from .job import TimedJob, write_execution_line
-from .line import KILLED, timezone_from_env
-from .tasklog import TaskLogError, TaskLogHandler, open_task_log
+from .lines.task import KILLED
+from .tasklog import TaskLogHandler, open_task_log, timezone_from_env
 
 
 class ConfigurationError(SystemExit):
@@ -63,7 +64,7 @@ class TimedWorker(Worker):
         try:
             timezone_from_env()
             logger = open_task_log()
-        except (TaskLogError, ValueError) as exc:
+        except (AppendError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
         self._log_handlers = [h for h in logger.handlers if isinstance(h, TaskLogHandler)]
         self._line_marker = horse.share_marker()  # before the first fork, so every horse shares it

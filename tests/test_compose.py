@@ -20,9 +20,9 @@ import pytest
 import yaml
 from rq.utils import import_attribute
 
+from pipeline import settings
 from pipeline.cli import chosen_classes, worker_defaults
 from pipeline.job import TimedJob
-from pipeline.tasklog import DEFAULT_PATH
 from pipeline.worker import TimedWorker
 from tests.support import logstash
 from tests.support.es_cluster import stack_version
@@ -98,9 +98,9 @@ def assert_logstash_reads(
 
 
 def test_workers_write_where_logstash_reads(project: dict[str, Any]) -> None:
-    worker, shipper = assert_logstash_reads(project["services"], "worker", "TASK_TIME_LOG", DEFAULT_PATH)
+    worker, shipper = assert_logstash_reads(project["services"], "worker", "TASK_TIME_LOG", settings.TASK_LOG.default)
     dockerfile = (REPO / "worker" / "Dockerfile").read_text()
-    assert f"TASK_TIME_LOG={DEFAULT_PATH}" in dockerfile
+    assert f"TASK_TIME_LOG={settings.TASK_LOG.default}" in dockerfile
     assert worker["environment"]["TASK_TIME_TZ"] == shipper["environment"]["TASK_TIME_TZ"] == env_file()["TASK_TIME_TZ"]
 
 

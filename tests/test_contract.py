@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from pipeline import line
+from pipeline.lines import task as line
 from tests.support import logstash
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,5 +40,5 @@ def test_template_maps_every_field_with_the_type_of_its_kind() -> None:
 
 
 def test_execution_attributes_are_the_field_names() -> None:
-    names = [f for f in line.Execution.__dataclass_fields__]
+    names = [f for f in line.TaskRun.__dataclass_fields__]
     assert names == [field.name for field in line.FIELDS if field.kind != "timestamp"]

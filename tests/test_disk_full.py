@@ -16,7 +16,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from pipeline.line import Execution, format_fields
+from pipeline.lines.task import TaskRun, format_fields
 from pipeline.tasklog import TaskLineFormatter, TaskLogHandler
 from tests import tasks
 from tests.support import logstash
@@ -60,7 +60,7 @@ def fill(path: Path) -> int:
 
 
 def line_for(task: str, seconds: float = 1.0) -> str:
-    execution = Execution(task, seconds, "default", "finished", 0.5, f"job-{task}", "w-1")
+    execution = TaskRun(task, seconds, "default", "finished", 0.5, f"job-{task}", "w-1")
     return TaskLineFormatter().line(1_763_000_000.0, format_fields(execution))
 
 

@@ -2,7 +2,7 @@
 
 Kibana does not run in the tests. The saved search and the per-queue table run as the
 requests Kibana sends for them, and each rule's condition as the query its rule type runs,
-on real monitor lines (written by ``pipeline.monitor.line``, through the queue-monitor
+on real monitor lines (written by ``pipeline.lines.queue``, through the queue-monitor
 pipeline's stages) in the real cluster. The alerting API requests are checked against a
 recording server.
 """
@@ -18,9 +18,9 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from pipeline.bootstrap.alerting import load_alerting, rule_request
-from pipeline.line import LineClock
-from pipeline.monitor import line as monitor_line
-from pipeline.monitor.alerts import Thresholds
+from pipeline.lines import queue as monitor_line
+from pipeline.lines.clock import LineClock, format_line
+from pipeline.monitor.judge import Thresholds
 from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support import kibana_objects, logstash
 from tests.support.monitor import QUEUE_VALUES
@@ -48,7 +48,7 @@ REDIS_VALUES = {
 def monitor_document(status: str, kind: str, values: dict[str, Any], reason: str = "", ago: float = 0) -> tuple:
     """(index, document) for one monitor line, as the queue-monitor pipeline makes it."""
     fields = monitor_line.format_fields("test.1", status, kind, values, reason)
-    text = monitor_line.render(time.time() - ago, fields, LineClock())
+    text = format_line(time.time() - ago, fields, LineClock())
     event = logstash.Pipeline(CONFIG, environ={}).run(text)
     assert "tags" not in event, text
     return event["@metadata"]["_index"], logstash.document(event)

@@ -15,15 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.line import (
-    Execution,
-    LineClock,
-    encode_name,
-    format_fields,
-    format_line,
-    format_seconds,
-    timezone_from_env,
-)
+from pipeline.lines.clock import LineClock, format_line
+from pipeline.lines.fields import encode_name
+from pipeline.lines.task import TaskRun, format_fields, format_seconds
+from pipeline.tasklog import timezone_from_env
 from tests.support.lines import parse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +35,7 @@ def test_any_name_becomes_one_token_that_decodes_back(name: str) -> None:
     token = encode_name(name)
     assert token and not any(char.isspace() for char in token) and token.isprintable()
     assert unquote(token) == name
-    line = format_line(0, format_fields(Execution(name, 1.0, name, "finished", 0.5, "id", name)))
+    line = format_line(0, format_fields(TaskRun(name, 1.0, name, "finished", 0.5, "id", name)))
     assert "\n" not in line and "\r" not in line
     assert parse(line)["task"] == name and parse(line)["worker"] == name
 
@@ -54,7 +49,7 @@ def test_empty_and_dash_names_stay_distinguishable() -> None:
 @pytest.mark.parametrize("seconds", [0.0, 1e-7, 1.9e-06, 0.052571, 3.0, 1e20, -0.002])
 def test_seconds_are_plain_decimals_with_microseconds(seconds: float) -> None:
     text = format_seconds(seconds)
-    fields = format_fields(Execution("t", seconds, wait_time=seconds))
+    fields = format_fields(TaskRun("t", seconds, wait_time=seconds))
     assert fields == f"Task: t Task-time: {text} Wait-time: {text}"  # the line writes them the same way
     assert "e" not in text.lower()
     assert len(text.split(".")[1]) == 6

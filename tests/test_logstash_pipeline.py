@@ -21,8 +21,8 @@ import yaml
 from redis import Redis
 from rq import Queue
 
-from pipeline import line as line_format
-from pipeline.tasklog import DEFAULT_PATH
+from pipeline import settings
+from pipeline.lines import task as line_format
 from tests import tasks
 from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support import golden, logstash
@@ -209,7 +209,7 @@ def test_file_input_reads_where_the_worker_writes_and_keeps_its_place() -> None:
     [file_input] = logstash.plugins(logstash.load()["input"], "file")
     options = file_input.options
     paths = [logstash.substitute(path, {}) for path in options["path"]]
-    folder, name = DEFAULT_PATH.rsplit("/", 1)
+    folder, name = settings.TASK_LOG.default.rsplit("/", 1)
     assert any(Path(path).parent == Path(folder) and Path(name).match(Path(path).name) for path in paths)
     assert any(Path(f"{name}.1").match(Path(path).name) for path in paths), "rotated files must still be read"
     assert options["start_position"] == "beginning"

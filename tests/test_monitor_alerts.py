@@ -10,7 +10,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from pipeline.monitor.alerts import parse_latency_limits
+from pipeline.monitor.judge import parse_latency_limits
 from pipeline.monitor.options import parse_args
 from tests import tasks
 from tests.support.monitor import grant_monitor, monitor_url, read_events, run_monitor

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
+from pipeline import settings
 from pipeline.monitor import acl
-from pipeline.monitor.options import DEFAULT_LOG
 from tests.support.monitor import CONFIG
 from tests.test_compose import (  # noqa: F401  (project is the compose-go fixture)
     assert_logstash_reads,
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_the_monitor_writes_where_logstash_reads_its_lines(project: dict[str, Any]) -> None:  # noqa: F811
     monitor, shipper = assert_logstash_reads(
-        project["services"], "monitor", "TASK_TIME_MONITOR_LOG", DEFAULT_LOG, CONFIG
+        project["services"], "monitor", "TASK_TIME_MONITOR_LOG", settings.MONITOR_LOG.default, CONFIG
     )
     assert monitor["environment"]["TASK_TIME_TZ"] == shipper["environment"]["TASK_TIME_TZ"]
     assert monitor["command"] == ["python", "-m", "pipeline.monitor"]

@@ -1,4 +1,4 @@
-"""The queue-monitor Logstash pipeline: golden pairs, the contract with pipeline/monitor/line.py, real lines,
+"""The queue-monitor Logstash pipeline: golden pairs, the contract with pipeline/lines/queue.py, real lines,
 and documents bulk-created into the real cluster as the least-privilege writer."""
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from elasticsearch import AuthorizationException, Elasticsearch
 from redis import Redis
 from rq import Queue
 
-from pipeline.monitor import line as monitor_line
-from pipeline.monitor.options import DEFAULT_LOG
-from pipeline.tasklog import DEFAULT_PATH as TASK_LOG
+from pipeline import settings
+from pipeline.lines import queue as monitor_line
 from tests import tasks
 from tests.conftest import ElasticsearchTarget
 from tests.support import logstash
@@ -107,13 +106,16 @@ def test_file_inputs_split_the_logs_between_the_two_pipelines() -> None:
     [task_input] = logstash.plugins(logstash.load()["input"], "file")
     monitor_paths = [logstash.substitute(path, {}) for path in monitor_input.options["path"]]
     task_paths = [logstash.substitute(path, {}) for path in task_input.options["path"]]
-    for log, own, other in ((DEFAULT_LOG, monitor_paths, task_paths), (TASK_LOG, task_paths, monitor_paths)):
+    for log, own, other in (
+        (settings.MONITOR_LOG.default, monitor_paths, task_paths),
+        (settings.TASK_LOG.default, task_paths, monitor_paths),
+    ):
         assert any(Path(log).match(pattern) for pattern in own), log
         assert any(Path(log + ".1").match(pattern) for pattern in own), "rotated files must still be read"
         assert not any(Path(log).match(pattern) or Path(log + ".1").match(pattern) for pattern in other), log
     assert monitor_input.options["sincedb_path"] != task_input.options["sincedb_path"]
     assert monitor_input.options["sincedb_path"].startswith("/usr/share/logstash/data/")
-    assert Path(DEFAULT_LOG).parent == Path(TASK_LOG).parent
+    assert Path(settings.MONITOR_LOG.default).parent == Path(settings.TASK_LOG.default).parent
 
 
 def test_pipelines_yml_runs_every_pipeline_file_once() -> None:

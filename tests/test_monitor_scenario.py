@@ -19,11 +19,11 @@ from redis import Redis
 from redis.exceptions import OutOfMemoryError
 from rq import Queue
 
-from pipeline.line import LineClock
+from pipeline.appender import Appender
+from pipeline.lines.clock import LineClock
 from pipeline.monitor.cli import Monitor
 from pipeline.monitor.options import parse_args
 from pipeline.monitor.sample import take_sample
-from pipeline.tasklog import TaskLogHandler
 from tests import tasks
 from tests.support.monitor import grant_monitor, monitor_url, read_events, run_monitor
 from tests.support.redis_server import RedisServer
@@ -45,7 +45,8 @@ def test_the_monitor_warns_at_80_and_is_critical_at_90_percent_before_the_first_
     grant_monitor(admin)
     log = tmp_path / "queue-monitor.log"
     args = parse_args(["--url", monitor_url(server.url), "--log", str(log), "--name", "seed"], environ={})
-    monitor = Monitor(args, Redis.from_url(args.url), TaskLogHandler(log), LineClock())
+    appender = Appender(log, describe="queue-monitor log", variable="TASK_TIME_MONITOR_LOG", reporter="test")
+    monitor = Monitor(args, Redis.from_url(args.url), appender, LineClock())
     assert monitor.step()
     queue = Queue("default", connection=admin)
     # The first enqueue costs Redis ~100 KB once (RQ's scripts, buffers): measure after it.

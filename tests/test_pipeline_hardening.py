@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.line import Execution, format_fields, format_line
+from pipeline.lines.clock import format_line
+from pipeline.lines.task import TaskRun, format_fields
 from tests.support import logstash
 
 # Elasticsearch refuses a keyword value over this many UTF-8 bytes (Lucene's term limit).
@@ -34,7 +35,7 @@ def hostile_names() -> dict[str, str]:
 
 
 def long_name_line(name: str) -> str:
-    execution = Execution(name, 2.5, name, "finished", 0.1, name, name)
+    execution = TaskRun(name, 2.5, name, "finished", 0.1, name, name)
     return format_line(1_763_800_000.0, format_fields(execution))
 
 

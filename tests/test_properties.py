@@ -1,4 +1,4 @@
-"""Properties of the line ``pipeline.line`` writes, read by the pipeline with Logstash's engines.
+"""Properties of the line ``pipeline.lines.task`` writes, read by the pipeline with Logstash's engines.
 
 Any names, any seconds, any instant or wall time in any zone both Python and Joda-Time
 know: the grok (Joni) reads back exactly the encoded fields and the numbers to 1 µs, the
@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo, available_timezones
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import line
-from pipeline.report.parse import LineClock as ReportClock
-from pipeline.report.parse import read_line
+from pipeline.lines import task as line
+from pipeline.lines.clock import LineClock, format_line
+from pipeline.lines.fields import encode_name
+from pipeline.lines.task import read_line
 from tests.support import logstash
 from tests.support.engines import engines
 
@@ -39,9 +40,9 @@ def write_line(
     job: str | None = None,
     worker: str | None = None,
 ) -> str:
-    """The line ``pipeline.line`` writes for one execution (the only place these tests build lines)."""
-    execution = line.Execution(task, seconds, queue, status, wait, job, worker)
-    return line.format_line(timestamp, line.format_fields(execution), line.LineClock(tz))
+    """The line ``pipeline.lines.task`` writes for one execution (the only place these tests build lines)."""
+    execution = line.TaskRun(task, seconds, queue, status, wait, job, worker)
+    return format_line(timestamp, line.format_fields(execution), LineClock(tz))
 
 
 # Any Unicode, surrogates and control characters included; now and then very long.
@@ -79,7 +80,7 @@ def test_any_execution_is_read_back_as_its_encoded_fields(batch: list[dict], tim
     texts = [write_line(timestamp, UTC, **execution) for execution in batch]
     events = logstash.Pipeline(environ={}).run_many(texts)
     for execution, text, event in zip(batch, texts, events, strict=True):
-        tokens = {key: line.encode_name(execution[key]) for key in FIELDS if key in execution}
+        tokens = {key: encode_name(execution[key]) for key in FIELDS if key in execution}
         cut = any(len(token.encode()) > NAME_LIMIT for token in tokens.values())
         assert event.get("tags", []) == (TRUNCATE.options["add_tag"] if cut else []), text
         for key, field in FIELDS.items():
@@ -104,7 +105,7 @@ def assert_within_the_millisecond(timestamp: float, read: datetime) -> None:
     assert Decimal("-1e-9") <= behind < Decimal("0.001"), (timestamp, read)
 
 
-def assert_report_agrees(text: str, event: dict, clock: ReportClock) -> None:
+def assert_report_agrees(text: str, event: dict, clock: LineClock) -> None:
     """``python -m pipeline.report`` keeps or refuses the line as the pipeline does, at the same instant."""
     reading = read_line(text.encode(), clock)
     if "task_time_unparsed" in event.get("tags", []):
@@ -165,7 +166,7 @@ def test_any_instant_written_in_a_zone_is_read_back_or_as_the_first_pass_of_a_re
     zone = ZoneInfo(name)
     texts = [write_line(m, zone, "t", 1.0) for m in moments]
     events = logstash.Pipeline(environ={"TASK_TIME_TZ": name}).run_many(texts)
-    clock = ReportClock(zone)
+    clock = LineClock(zone)
     for timestamp, text, event in zip(moments, texts, events, strict=True):
         assert "tags" not in event, (name, text)
         assert_report_agrees(text, event, clock)
@@ -186,7 +187,7 @@ def test_any_wall_time_is_read_in_the_zone_or_kept_unparsed_when_the_zone_skips_
     zone = ZoneInfo(name)
     texts = [write_line(m, UTC, "t", 1.0) for m in moments]  # the UTC clock writes these seconds as the wall time
     events = logstash.Pipeline(environ={"TASK_TIME_TZ": name}).run_many(texts)
-    clock = ReportClock(zone)
+    clock = LineClock(zone)
     for text, event in zip(texts, events, strict=True):
         assert_report_agrees(text, event, clock)
         wall = wall_time(text)

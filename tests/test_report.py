@@ -19,10 +19,9 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from pipeline.line import Execution, LineClock, format_fields, format_line
+from pipeline.lines.clock import LineClock, format_line
+from pipeline.lines.task import TaskRun, format_fields, read_line
 from pipeline.report.cli import Progress
-from pipeline.report.parse import LineClock as ReportClock
-from pipeline.report.parse import read_line
 from pipeline.report.reader import Tally
 from pipeline.report.render import human
 from tests import tasks
@@ -47,7 +46,7 @@ EXECUTIONS = (
 def write_log(path: Path, executions=EXECUTIONS, start: float = START, extra: str = "") -> list[str]:
     clock = LineClock()
     lines = [
-        format_line(start + 60 * index, format_fields(Execution(task, seconds, queue, status, wait, "j", "w")), clock)
+        format_line(start + 60 * index, format_fields(TaskRun(task, seconds, queue, status, wait, "j", "w")), clock)
         for index, (task, seconds, queue, status, wait) in enumerate(executions)
     ]
     path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
@@ -171,7 +170,7 @@ def test_since_takes_relative_times(tmp_path: Path) -> None:
     rows = [("jobs.old", 1.0, "q", "finished", None), ("jobs.recent", 2.0, "q", "finished", None)]
     write_log(path, rows, start=now - 7200 + 60 * 0)  # old: two hours ago
     with path.open("a") as out:
-        out.write(format_line(now - 600, format_fields(Execution("jobs.recent", 2.0)), LineClock()) + "\n")
+        out.write(format_line(now - 600, format_fields(TaskRun("jobs.recent", 2.0)), LineClock()) + "\n")
     assert [row["task"] for row in report_json(str(path), "--since", "1h")["tasks"]] == ["jobs.recent"]
     assert {row["task"] for row in report_json(str(path), "--since", "3h")["tasks"]} == {"jobs.old", "jobs.recent"}
     assert [row["task"] for row in report_json(str(path), "--until", "30m")["tasks"]] == ["jobs.recent", "jobs.old"]
@@ -361,7 +360,7 @@ def test_real_workers_lines_read_like_the_pipeline_in_every_status(
     stamps = []
     for text in lines:
         event = pipeline.run(text)
-        mine = read_line(text.encode(), ReportClock(pipeline_zone(zone)))
+        mine = read_line(text.encode(), LineClock(pipeline_zone(zone)))
         assert "tags" not in event and mine is not None, text
         for name in ("task_name", "task_time", "queue", "status", "wait_time", "job_id", "worker"):
             assert mine[name] == event[name], name
@@ -382,7 +381,7 @@ def test_real_workers_lines_read_like_the_pipeline_in_every_status(
 
 
 def pipeline_zone(environ: dict[str, str]):
-    from pipeline.line import timezone_from_env
+    from pipeline.tasklog import timezone_from_env
 
     return timezone_from_env(environ)
 

@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline import line as line_format
-from pipeline.line import FIELDS, Execution, LineClock, format_fields, format_line
+from pipeline import tasklog
+from pipeline.lines import fields as line_fields
+from pipeline.lines import task as line_format
+from pipeline.lines.clock import LineClock, format_line
+from pipeline.lines.fields import decode_name
+from pipeline.lines.task import FIELDS, TaskRun, format_fields, read_line
 from pipeline.report import stats
-from pipeline.report.parse import LineClock as ReportClock
-from pipeline.report.parse import decode_name, read_line
 from pipeline.report.reader import Tally
 from pipeline.report.stats import BAND_MINIMUM, Samples, task_rows
 from tests.support import logstash
@@ -46,7 +48,7 @@ def pipeline_reading(pipeline: logstash.Pipeline, text: str) -> dict[str, object
 
 
 def report_reading(text: str, environ: dict[str, str]) -> dict[str, object] | None:
-    fields = read_line(text.encode("utf-8"), ReportClock(line_format.timezone_from_env(environ)))
+    fields = read_line(text.encode("utf-8"), LineClock(tasklog.timezone_from_env(environ)))
     if fields is not None:
         fields.pop("epoch_millis")
     return fields
@@ -64,7 +66,7 @@ def assert_same_reading(lines: list[str], environ: dict[str, str]) -> None:
 
 
 def whole_file_reading(lines: list[str], environ: dict[str, str]) -> Tally:
-    tally = Tally(clock=ReportClock(line_format.timezone_from_env(environ)), keep_unparsed=len(lines))
+    tally = Tally(clock=LineClock(tasklog.timezone_from_env(environ)), keep_unparsed=len(lines))
     tally.feed(("\n".join(lines) + "\n").encode("utf-8"), "golden", 1)
     return tally
 
@@ -104,7 +106,7 @@ def test_near_misses_of_real_lines_are_decided_like_the_pipeline() -> None:
     clock = LineClock()
     lines = []
     for index in range(150):
-        execution = Execution(
+        execution = TaskRun(
             rng.choice(["jobs.a", "send mail", "é"]),
             rng.uniform(0, 5),
             rng.choice([None, "default", "q q"]),
@@ -189,13 +191,13 @@ def test_the_first_year_a_line_can_hold_is_read_as_joda_reads_it() -> None:
     stamps = ["0000-01-01 00:00:00,000", "0000-02-29 12:00:00,001", "0001-01-01 00:00:00,000"]
     joda = engine.parse(date, stamps)
     for stamp, millis in zip(stamps, joda, strict=True):
-        fields = read_line(f"Time: {stamp} Task: jobs.x Task-time: 1".encode(), ReportClock(ZoneInfo("UTC")))
+        fields = read_line(f"Time: {stamp} Task: jobs.x Task-time: 1".encode(), LineClock(ZoneInfo("UTC")))
         assert fields is not None and fields["epoch_millis"] == millis, stamp
 
 
 @pytest.mark.parametrize("name", [*random_names(300), "", "-", "%2D", "100%", "a%41"])
 def test_names_are_decoded_exactly(name: str) -> None:
-    assert decode_name(line_format.encode_name(name).encode("utf-8")) == name
+    assert decode_name(line_fields.encode_name(name).encode("utf-8")) == name
 
 
 def test_hand_written_spellings_of_one_name_are_one_task() -> None:
@@ -275,5 +277,5 @@ def test_a_threshold_the_sample_misjudges_falls_back_to_sorting_everything() -> 
 
 
 def test_a_utc_clock_is_utc_however_it_is_named() -> None:
-    assert ReportClock(UTC).is_utc and ReportClock(ZoneInfo("UTC")).is_utc
-    assert not ReportClock(ZoneInfo("Europe/London")).is_utc
+    assert LineClock(UTC).is_utc and LineClock(ZoneInfo("UTC")).is_utc
+    assert not LineClock(ZoneInfo("Europe/London")).is_utc

@@ -8,10 +8,9 @@ from pathlib import Path
 from redis import Redis
 from rq import Queue
 
-from pipeline.line import LineClock
-from pipeline.monitor import line as monitor_line
-from pipeline.report.parse import LineClock as ReportClock
-from pipeline.report.parse import decode_name
+from pipeline.lines import queue as monitor_line
+from pipeline.lines.clock import LineClock, format_line
+from pipeline.lines.fields import decode_name
 from pipeline.report.queues import QueueLines
 from tests import tasks
 from tests.support import logstash
@@ -26,13 +25,13 @@ GOLDEN = REPO / "tests" / "golden" / "queue-monitor.log"
 
 def queue_line(timestamp: float, queue: str, status: str, depth: int, latency: float | None, **values: object) -> str:
     values = {**QUEUE_VALUES, "queue": queue, "depth": depth, "latency": latency, **values}
-    return monitor_line.render(timestamp, monitor_line.format_fields("m.1", status, "queue", values), LineClock())
+    return format_line(timestamp, monitor_line.format_fields("m.1", status, "queue", values), LineClock())
 
 
 def test_every_golden_monitor_line_is_taken_or_left_as_the_pipeline_decides() -> None:
     lines = GOLDEN.read_text(encoding="utf-8").split("\n")[:-1]
     events = logstash.Pipeline(MONITOR_CONFIG, environ={}).run_many(lines)
-    reader = QueueLines(ReportClock())
+    reader = QueueLines(LineClock())
     for text, event in zip(lines, events, strict=True):
         parsed = "queue_monitor_unparsed" not in event.get("tags", [])
         assert reader.offer(text.encode()) == parsed, text

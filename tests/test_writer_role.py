@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from elasticsearch import AuthorizationException, BadRequestError, Elasticsearch, ElasticsearchWarning
 
-from pipeline.line import Execution, format_fields, format_line
+from pipeline.lines.clock import format_line
+from pipeline.lines.task import TaskRun, format_fields
 from tests.conftest import ElasticsearchTarget
 from tests.support import kibana_objects, logstash
 
@@ -115,7 +116,7 @@ def test_executions_with_names_elasticsearch_would_refuse_stay_in_the_ranking(
     names = {"emoji": "\U0001f600" * 10_000, "newlines": "\n" * 11_000, "ordinary": "jobs.send_mail"}
     events = []
     for label, name in names.items():
-        execution = Execution(name, 10.0 if label != "ordinary" else 1.0, name, "finished", 0.1, label, name)
+        execution = TaskRun(name, 10.0 if label != "ordinary" else 1.0, name, "finished", 0.1, label, name)
         events.append(pipeline_event(format_line(4_070_952_000.0, format_fields(execution))))  # 2099-01-01
     results = bulk_create(writer, events)
     assert [r["status"] for r in results] == [201, 201, 201], [r.get("error") for r in results]

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .assets import MANAGED_BY, Digested, read_json_object, relative
+from .errors import Rejected, UsageError
 from .kibana_client import SERVICE, KibanaClient, check_auth, message
-from .report import Rejected, Reporter, UsageError
+from .progress import Reporter
 
 # What each file must hold, beyond ``id``; Kibana checks the rest.
 _CONNECTOR_KEYS = {"connector_type_id": str, "name": str, "config": dict}

@@ -20,9 +20,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .report import UsageError
+from pipeline import settings
 
-ASSETS_ENV = "TASK_TIME_ASSETS"
+from .errors import UsageError
+
+ASSETS_ENV = settings.ASSETS.variable
 MANAGED_BY = "rq-task-time"
 
 # (kind, folder under elasticsearch/), in the order they must be installed.

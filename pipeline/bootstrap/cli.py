@@ -15,49 +15,74 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 
+from pipeline import settings
+
 from .alerting import install_alerting, load_alerting
 from .assets import find_assets, is_bundled, load_elasticsearch_assets
 from .elastic import Connection, check_version, describe, wait_for_cluster_health
+from .errors import BootstrapError, UsageError
 from .install import install_all
 from .kibana import export_to_files, import_objects, parse_key, wait_for_kibana_status
-from .report import BootstrapError, Reporter, UsageError
+from .progress import Reporter
 from .saved_objects import load_saved_objects
 
-# (option, environment variable, help)
+# Each option and the setting (pipeline.settings) that gives its variable, default and help.
 _OPTIONS = (
-    ("--es-url", "ES_URL", "Elasticsearch URL(s), comma-separated (default http://localhost:9200)"),
-    ("--cloud-id", "ES_CLOUD_ID", "Elastic Cloud deployment id, instead of --es-url"),
-    ("--username", "ES_USERNAME", "user for Elasticsearch and Kibana (default elastic)"),
-    ("--password", "ES_PASSWORD", "that user's password"),
-    ("--api-key", "ES_API_KEY", "encoded API key, instead of username and password"),
-    ("--ca-cert", "ES_CA_CERT", "CA certificate (PEM) to verify Elasticsearch and Kibana"),
-    ("--kibana-url", "KIBANA_URL", "Kibana URL (default http://localhost:5601)"),
-    ("--kibana-system-password", "KIBANA_SYSTEM_PASSWORD", "set the kibana_system user's password"),
-    ("--logstash-writer-password", "LOGSTASH_WRITER_PASSWORD", "create Logstash's writer user with this password"),
-    ("--kibana-viewer-password", "KIBANA_VIEWER_PASSWORD", "create the read-only dashboard user with this password"),
-    ("--timeout", "BOOTSTRAP_TIMEOUT", "seconds to wait for each service to be ready (default 300)"),
-    (
-        "--assets",
-        "TASK_TIME_ASSETS",
-        "folder holding elasticsearch/ and kibana/ (default: this checkout, else the package's copy)",
-    ),
+    ("--es-url", settings.ES_URL),
+    ("--cloud-id", settings.ES_CLOUD_ID),
+    ("--username", settings.ES_USERNAME),
+    ("--password", settings.ES_PASSWORD),
+    ("--api-key", settings.ES_API_KEY),
+    ("--ca-cert", settings.ES_CA_CERT),
+    ("--kibana-url", settings.KIBANA_URL),
+    ("--kibana-system-password", settings.KIBANA_SYSTEM_PASSWORD),
+    ("--logstash-writer-password", settings.LOGSTASH_WRITER_PASSWORD),
+    ("--kibana-viewer-password", settings.KIBANA_VIEWER_PASSWORD),
+    ("--timeout", settings.BOOTSTRAP_TIMEOUT),
+    ("--assets", settings.ASSETS),
 )
 
 
-def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
+@dataclass(frozen=True)
+class BootstrapConfig:
+    """Everything bootstrap was told, typed; values not given are None (their defaults apply later)."""
+
+    command: str
+    es_url: str | None
+    cloud_id: str | None
+    username: str | None
+    password: str | None
+    api_key: str | None
+    ca_cert: str | None
+    kibana_url: str | None
+    kibana_system_password: str | None
+    logstash_writer_password: str | None
+    kibana_viewer_password: str | None
+    timeout: float
+    assets: str | None
+    dry_run: bool
+    skip_kibana: bool
+    kibana_only: bool
+    objects: list[str]
+
+
+def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> BootstrapConfig:
+    """The options, each defaulting to its environment variable; raises ``UsageError`` for bad values."""
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.bootstrap",
         description="Install the task-time index templates, service users and Kibana saved objects, "
         "or export the saved objects from Kibana into kibana/<type>/<id>.json.",
-        epilog=__doc__.split("\n\n", 1)[1],
+        epilog=(__doc__ or "").split("\n\n", 1)[1],
     )
-    for option, variable, text in _OPTIONS:
-        parser.add_argument(option, default=environ.get(variable) or None, help=f"{text} [{variable}]")
+    for option, setting in _OPTIONS:
+        shown = "" if setting.default is None and setting.shown is None else f" (default {setting.shown_default()})"
+        parser.add_argument(option, default=setting.raw(environ), help=f"{setting.help}{shown} [{setting.variable}]")
     parser.add_argument(
         "command",
         nargs="?",
@@ -76,36 +101,55 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
         metavar="TYPE:ID",
         help="export: also this object (with what it refers to); default: the objects in kibana/",
     )
-    return parser.parse_args(argv)
-
-
-def check_settings(args: argparse.Namespace) -> None:
-    """Combinations and values no service needs to be asked about; raises ``UsageError``."""
+    args = parser.parse_args(argv)
     try:
-        args.timeout = float(args.timeout or 300)
+        timeout = float(args.timeout or settings.BOOTSTRAP_TIMEOUT.default)
     except ValueError:
         raise UsageError(f"--timeout must be a number of seconds, not {args.timeout!r}") from None
-    if args.cloud_id and args.es_url:
+    return BootstrapConfig(
+        command=args.command,
+        es_url=args.es_url,
+        cloud_id=args.cloud_id,
+        username=args.username,
+        password=args.password,
+        api_key=args.api_key,
+        ca_cert=args.ca_cert,
+        kibana_url=args.kibana_url,
+        kibana_system_password=args.kibana_system_password,
+        logstash_writer_password=args.logstash_writer_password,
+        kibana_viewer_password=args.kibana_viewer_password,
+        timeout=timeout,
+        assets=args.assets,
+        dry_run=args.dry_run,
+        skip_kibana=args.skip_kibana,
+        kibana_only=args.kibana_only,
+        objects=args.object,
+    )
+
+
+def check_settings(config: BootstrapConfig) -> None:
+    """Combinations and values no service needs to be asked about; raises ``UsageError``."""
+    if config.cloud_id and config.es_url:
         raise UsageError("give --es-url or --cloud-id, not both")
-    if args.api_key and args.password:
+    if config.api_key and config.password:
         raise UsageError("give a password or an API key, not both")
-    if args.command == "export" and (args.skip_kibana or args.dry_run):
+    if config.command == "export" and (config.skip_kibana or config.dry_run):
         raise UsageError("export takes neither --skip-kibana nor --dry-run")
-    if args.cloud_id and not args.kibana_url and not args.skip_kibana:
+    if config.cloud_id and not config.kibana_url and not config.skip_kibana:
         raise UsageError("with --cloud-id, give --kibana-url (the deployment's Kibana endpoint) or --skip-kibana")
-    if args.kibana_url and urlsplit(args.kibana_url).scheme not in ("http", "https"):
-        raise UsageError(f"--kibana-url must be an http:// or https:// URL, not {args.kibana_url!r}")
-    if args.ca_cert and not os.path.isfile(args.ca_cert):
-        raise UsageError(f"CA certificate {args.ca_cert} does not exist")
+    if config.kibana_url and urlsplit(config.kibana_url).scheme not in ("http", "https"):
+        raise UsageError(f"--kibana-url must be an http:// or https:// URL, not {config.kibana_url!r}")
+    if config.ca_cert and not os.path.isfile(config.ca_cert):
+        raise UsageError(f"CA certificate {config.ca_cert} does not exist")
 
 
-def warn_default_secrets(args: argparse.Namespace, reporter: Reporter) -> None:
+def warn_default_secrets(config: BootstrapConfig, reporter: Reporter) -> None:
     """The compose stack's .env ships placeholder passwords; say so while they are still in use."""
     secrets = {
-        "the Elasticsearch password": args.password,
-        "KIBANA_SYSTEM_PASSWORD": args.kibana_system_password,
-        "LOGSTASH_WRITER_PASSWORD": args.logstash_writer_password,
-        "KIBANA_VIEWER_PASSWORD": args.kibana_viewer_password,
+        "the Elasticsearch password": config.password,
+        "KIBANA_SYSTEM_PASSWORD": config.kibana_system_password,
+        "LOGSTASH_WRITER_PASSWORD": config.logstash_writer_password,
+        "KIBANA_VIEWER_PASSWORD": config.kibana_viewer_password,
     }
     weak = [name for name, value in secrets.items() if value and value.startswith("changeme")]
     if weak:
@@ -115,63 +159,63 @@ def warn_default_secrets(args: argparse.Namespace, reporter: Reporter) -> None:
         )
 
 
-def connection(args: argparse.Namespace) -> Connection:
+def connection(config: BootstrapConfig) -> Connection:
     """The Elasticsearch (and Kibana) endpoint and credentials the options name."""
     return Connection(
-        urls=tuple(u.strip() for u in (args.es_url or "http://localhost:9200").split(",") if u.strip()),
-        cloud_id=args.cloud_id,
-        username=args.username or ("elastic" if args.password else None),
-        password=args.password,
-        api_key=args.api_key,
-        ca_cert=args.ca_cert,
+        urls=tuple(u.strip() for u in (config.es_url or settings.ES_URL.default).split(",") if u.strip()),
+        cloud_id=config.cloud_id,
+        username=config.username or (settings.ES_USERNAME.default if config.password else None),
+        password=config.password,
+        api_key=config.api_key,
+        ca_cert=config.ca_cert,
     )
 
 
-def set_up_elasticsearch(args: argparse.Namespace, target: Connection, reporter: Reporter) -> None:
+def set_up_elasticsearch(config: BootstrapConfig, target: Connection, reporter: Reporter) -> None:
     """Templates, ILM policy, roles and users: what Logstash and Kibana need before they start."""
-    assets = load_elasticsearch_assets(find_assets(args.assets))
+    assets = load_elasticsearch_assets(find_assets(config.assets))
     client = target.client()
     try:
-        check_version(wait_for_cluster_health(client, target.where, args.timeout, reporter))
+        check_version(wait_for_cluster_health(client, target.where, config.timeout, reporter))
         passwords = {
-            "LOGSTASH_WRITER_PASSWORD": args.logstash_writer_password or "",
-            "KIBANA_VIEWER_PASSWORD": args.kibana_viewer_password or "",
+            "LOGSTASH_WRITER_PASSWORD": config.logstash_writer_password or "",
+            "KIBANA_VIEWER_PASSWORD": config.kibana_viewer_password or "",
         }
-        install_all(client, assets, reporter, passwords, args.kibana_system_password, args.dry_run)
+        install_all(client, assets, reporter, passwords, config.kibana_system_password, config.dry_run)
     except (ApiError, TransportError) as exc:  # anything the steps did not expect, still one line
         raise describe(exc, "setting up Elasticsearch") from None
 
 
-def run(args: argparse.Namespace, reporter: Reporter) -> None:
+def run(config: BootstrapConfig, reporter: Reporter) -> None:
     """Everything bootstrap does, in order; raises ``BootstrapError`` on the first failure.
 
     Every asset file is read and checked before any service is contacted.
     """
-    check_settings(args)
-    root = find_assets(args.assets)
+    check_settings(config)
+    root = find_assets(config.assets)
     load_elasticsearch_assets(root)
-    target = connection(args)
-    kibana_url = args.kibana_url or "http://localhost:5601"
-    if args.command == "export":
+    target = connection(config)
+    kibana_url = config.kibana_url or settings.KIBANA_URL.default
+    if config.command == "export":
         if is_bundled(root):
             raise UsageError("export writes into kibana/ of a checkout: run it there or give --assets")
-        keys = [o.key for o in load_saved_objects(root)] + [parse_key(text) for text in args.object]
+        keys = [o.key for o in load_saved_objects(root)] + [parse_key(text) for text in config.objects]
         kibana = target.kibana(kibana_url)
-        wait_for_kibana_status(kibana, args.timeout, reporter)
+        wait_for_kibana_status(kibana, config.timeout, reporter)
         export_to_files(kibana, root, list(dict.fromkeys(keys)), reporter)
         return
-    saved_objects = [] if args.skip_kibana else load_saved_objects(root)
-    alerting = [] if args.skip_kibana else load_alerting(root)
-    warn_default_secrets(args, reporter)
-    if not args.kibana_only:
-        set_up_elasticsearch(args, target, reporter)
-    if args.skip_kibana:
+    saved_objects = [] if config.skip_kibana else load_saved_objects(root)
+    alerting = [] if config.skip_kibana else load_alerting(root)
+    warn_default_secrets(config, reporter)
+    if not config.kibana_only:
+        set_up_elasticsearch(config, target, reporter)
+    if config.skip_kibana:
         reporter.say("kibana", "skipped (--skip-kibana)")
         return
     kibana = target.kibana(kibana_url)
-    wait_for_kibana_status(kibana, args.timeout, reporter)
-    import_objects(kibana, saved_objects, reporter, args.dry_run)
-    install_alerting(kibana, alerting, reporter, args.dry_run)
+    wait_for_kibana_status(kibana, config.timeout, reporter)
+    import_objects(kibana, saved_objects, reporter, config.dry_run)
+    install_alerting(kibana, alerting, reporter, config.dry_run)
 
 
 class Terminated(BaseException):
@@ -184,11 +228,15 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    args = parse_args(argv, os.environ if environ is None else environ)
-    reporter = Reporter(dry_run=args.dry_run)
+    try:
+        config = parse_args(argv, os.environ if environ is None else environ)
+    except UsageError as exc:
+        print(f"bootstrap: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    reporter = Reporter(dry_run=config.dry_run)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        run(args, reporter)
+        run(config, reporter)
     except BootstrapError as exc:
         print(f"bootstrap: error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code

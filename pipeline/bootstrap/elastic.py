@@ -19,18 +19,11 @@ from elasticsearch import (
 )
 from elasticsearch import ConnectionError as ESConnectionError
 
+from pipeline import settings
+
+from .errors import AccessDenied, BootstrapError, HandshakeFailed, Rejected, Unreachable, UsageError, connection_reason
 from .kibana_client import KibanaClient, auth_header
-from .report import (
-    AccessDenied,
-    BootstrapError,
-    HandshakeFailed,
-    Rejected,
-    Reporter,
-    Unreachable,
-    UsageError,
-    connection_reason,
-    wait_for,
-)
+from .progress import Reporter, wait_for
 
 SERVICE = "elasticsearch"
 SUPPORTED_MAJOR = 9
@@ -42,7 +35,7 @@ _STARTING = (502, 503, 504)
 class Connection:
     """How to reach the cluster and Kibana: URLs or a Cloud id, and one kind of credentials."""
 
-    urls: tuple[str, ...] = ("http://localhost:9200",)
+    urls: tuple[str, ...] = (settings.ES_URL.default,)
     cloud_id: str | None = None
     username: str | None = None
     password: str | None = None

@@ -20,7 +20,8 @@ from elasticsearch import ApiError, AuthenticationException, AuthorizationExcept
 
 from .assets import MANAGED_BY, Asset
 from .elastic import SERVICE, _reason, describe, ilm_available
-from .report import Rejected, Reporter
+from .errors import Rejected
+from .progress import Reporter
 
 KIBANA_SYSTEM_USER = "kibana_system"
 

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .errors import HandshakeFailed, Rejected, Unreachable, UsageError
 from .kibana_client import SERVICE, KibanaClient, check_auth, message
-from .report import HandshakeFailed, Rejected, Reporter, Unreachable, UsageError, wait_for
+from .progress import Reporter, wait_for
 from .saved_objects import MARKER, SavedObject, decode, marked, write_object
 
 IMPORT_FILENAME = "rq-task-time.ndjson"

@@ -24,7 +24,7 @@ from elastic_transport import (
 from elastic_transport.client_utils import basic_auth_to_header
 
 from .assets import MANAGED_BY
-from .report import AccessDenied, HandshakeFailed, Unreachable, UsageError, connection_reason
+from .errors import AccessDenied, HandshakeFailed, Unreachable, UsageError, connection_reason
 
 SERVICE = "kibana"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .assets import MANAGED_BY, Digested, read_json_object, relative
-from .report import UsageError
+from .errors import UsageError
 
 # Attributes Kibana stores as JSON text, per saved-object type (dotted paths below ``attributes``).
 ENCODED_ATTRIBUTES: dict[str, tuple[str, ...]] = {

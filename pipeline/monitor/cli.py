@@ -9,7 +9,6 @@ Cluster node is refused at once (exit 2): RQ does not support Redis Cluster.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import time
@@ -21,14 +20,16 @@ from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pipeline.line import LineClock, timezone_from_env
-from pipeline.tasklog import TaskLogError, TaskLogHandler
+from pipeline import settings
+from pipeline.appender import Appender, AppendError
+from pipeline.lines.clock import LineClock, format_line
+from pipeline.lines.queue import CRITICAL, OK, STATUSES
+from pipeline.tasklog import timezone_from_env
 
-from .alerts import worst
-from .line import CRITICAL, OK, STATUSES, render
-from .options import PROG, parse_args
-from .report import error_fields, sample_lines
+from .judge import judge, worst
+from .options import PROG, MonitorConfig, parse_args
 from .sample import ClusterModeError, Sample, take_sample
+from .write import error_fields, sample_fields
 
 EXIT_CODES = {status: code for code, status in enumerate(STATUSES)}  # ok 0, warn 1, critical 2
 
@@ -59,9 +60,9 @@ def redis_label(connection: Redis) -> str:
 class Monitor:
     """The loop's state: the last good sample and the current fault, if any."""
 
-    args: argparse.Namespace
+    config: MonitorConfig
     connection: Redis
-    handler: TaskLogHandler | None
+    appender: Appender | None
     clock: LineClock
     previous: Sample | None = None
     fault: str | None = None
@@ -71,17 +72,16 @@ class Monitor:
         return redis_label(self.connection)
 
     def say(self, text: str) -> None:
-        sys.stderr.write(f"{PROG} {self.args.name}: {text}\n")
+        sys.stderr.write(f"{PROG} {self.config.name}: {text}\n")
         sys.stderr.flush()
 
     def write(self, fields: list[str], timestamp: float) -> None:
-        if self.handler is not None:
-            for text in fields:
-                self.handler.write_line(render(timestamp, text, self.clock))
+        if self.appender is not None:
+            self.appender.write_lines([format_line(timestamp, text, self.clock) for text in fields])
 
     def sample(self) -> Sample:
-        args = self.args
-        return take_sample(self.connection, args.queue_names, args.head, args.scheduled_grace, args.worker_ttl)
+        config = self.config
+        return take_sample(self.connection, config.queues, config.head, config.scheduled_grace, config.worker_ttl)
 
     def step(self) -> bool:
         """Sample once and write its lines, or the error line; True when the sample worked.
@@ -94,17 +94,17 @@ class Monitor:
             raise
         except Exception as exc:  # whatever Redis answers, the loop goes on and says why
             kind, reason = classify(exc), _one_line(exc)
-            self.write([error_fields(self.args.name, self.label, kind, reason)], time.time())
+            self.write([error_fields(self.config.name, self.label, kind, reason)], time.time())
             if self.fault != kind:  # one stderr line per change of state, not per attempt
-                retry = "" if self.args.once else "; retrying with backoff"
+                retry = "" if self.config.once else "; retrying with backoff"
                 self.say(f"cannot sample Redis at {self.label} ({kind}): {reason}{retry}")
             self.fault = kind
             return False
         if self.fault is not None:
             self.say(f"Redis at {self.label} can be sampled again")
             self.fault = None
-        lines, _ = sample_lines(sample, self.previous, self.args.thresholds, self.args.name, self.label)
-        self.write(lines, sample.taken_at)
+        judgement = judge(sample, self.previous, self.config.thresholds)
+        self.write(sample_fields(sample, judgement, self.config.name, self.label), sample.taken_at)
         self.previous = sample
         return True
 
@@ -118,75 +118,75 @@ def _one_line(exc: BaseException) -> str:
 
 def run_loop(monitor: Monitor) -> int:
     """Sample every ``--interval`` seconds until stopped; back off while Redis fails."""
-    args, failures = monitor.args, 0
+    config, failures = monitor.config, 0
     next_at = time.monotonic()
     while True:
         failures = 0 if monitor.step() else failures + 1
-        if args.once:
+        if config.once:
             return 0 if failures == 0 else 2
-        delay = args.interval if failures == 0 else min(args.max_backoff, args.interval * 2 ** (failures - 1))
+        delay = config.interval if failures == 0 else min(config.max_backoff, config.interval * 2 ** (failures - 1))
         next_at = max(next_at + delay, time.monotonic()) if failures == 0 else time.monotonic() + delay
         time.sleep(max(0.0, next_at - time.monotonic()))
 
 
 def run_check(monitor: Monitor) -> int:
     """Print one line per problem (or one ``OK`` line) and return 0, 1 or 2."""
-    args = monitor.args
+    config = monitor.config
     try:
         first = monitor.sample()
-        if args.check_window > 0:
-            time.sleep(args.check_window)
+        if config.check_window > 0:
+            time.sleep(config.check_window)
             sample = monitor.sample()
         else:
             sample, first = first, None
     except ClusterModeError:
         raise
     except (RedisError, OSError) as exc:
-        print(f"CRITICAL {args.name}: cannot sample Redis at {monitor.label} ({classify(exc)}): {_one_line(exc)}")
+        print(f"CRITICAL {config.name}: cannot sample Redis at {monitor.label} ({classify(exc)}): {_one_line(exc)}")
         return EXIT_CODES[CRITICAL]
-    _, problems = sample_lines(sample, first, args.thresholds, args.name, monitor.label)
+    problems = judge(sample, first, config.thresholds).problems()
     for level, text in problems:
-        print(f"{level.upper()} {args.name}: {text}")
+        print(f"{level.upper()} {config.name}: {text}")
     status = worst([level for level, _ in problems])
     if status == OK:
         memory = f"{sample.redis.memory_used_pct:.1f}% of maxmemory" if sample.redis.maxmemory else "no maxmemory"
-        print(f"OK {args.name}: {len(sample.queues)} queues, memory {memory}")
+        print(f"OK {config.name}: {len(sample.queues)} queues, memory {memory}")
     return EXIT_CODES[status]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pipeline.monitor`` and ``rq-task-time-monitor``."""
-    args = parse_args(argv)
+    config = parse_args(argv)
     try:
         clock = LineClock(timezone_from_env())
     except ValueError as exc:
-        print(f"{PROG} {args.name}: {exc}", file=sys.stderr)
+        print(f"{PROG} {config.name}: {exc}", file=sys.stderr)
         return 2
-    connection = Redis.from_url(args.url, socket_timeout=10, socket_connect_timeout=5)
-    handler = (
+    connection = Redis.from_url(config.url, socket_timeout=10, socket_connect_timeout=5)
+    appender = (
         None
-        if args.check
-        else TaskLogHandler(args.log, describe="queue-monitor log", variable="TASK_TIME_MONITOR_LOG", reporter=PROG)
+        if config.check
+        else Appender(config.log, describe="queue-monitor log", variable=settings.MONITOR_LOG.variable, reporter=PROG)
     )
-    if handler is not None:
+    if appender is not None:
         try:
-            handler.open()  # a log that cannot be written is refused at start, not found out per line
-        except TaskLogError as exc:
-            print(f"{PROG} {args.name}: {exc}", file=sys.stderr)
+            appender.open()  # a log that cannot be written is refused at start, not found out per line
+        except AppendError as exc:
+            print(f"{PROG} {config.name}: {exc}", file=sys.stderr)
             return 2
-    monitor = Monitor(args, connection, handler, clock)
+    monitor = Monitor(config, connection, appender, clock)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        return run_check(monitor) if args.check else run_loop(monitor)
+        return run_check(monitor) if config.check else run_loop(monitor)
     except ClusterModeError:
         text = (
             f"Redis at {monitor.label} is a Redis Cluster node (cluster_enabled:1): RQ does not support Redis Cluster"
         )
-        monitor.write([error_fields(args.name, monitor.label, "cluster", text)], time.time())
-        print(f"{PROG} {args.name}: refusing: {text}", file=sys.stderr)
+        monitor.write([error_fields(config.name, monitor.label, "cluster", text)], time.time())
+        print(f"{PROG} {config.name}: refusing: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
     finally:
-        if handler is not None:
-            handler.close()
+        if appender is not None:
+            appender.close()

@@ -21,6 +21,8 @@ from typing import Any
 
 from redis import Redis
 
+from pipeline import settings
+
 QUEUES_KEY = "rq:queues"
 QUEUE_PREFIX = "rq:queue:"
 JOB_PREFIX = "rq:job:"
@@ -141,9 +143,9 @@ def _raise_first_error(results: list[Any]) -> None:
 def take_sample(
     connection: Redis,
     queues: Sequence[str] | None = None,
-    head: int = 10,
-    scheduled_grace: float = 60.0,
-    worker_ttl: float = 480.0,
+    head: int = settings.HEAD.default,
+    scheduled_grace: float = settings.SCHEDULED_GRACE.default,
+    worker_ttl: float = settings.WORKER_TTL.default,
 ) -> Sample:
     """Read one sample in three pipelined round trips.
 

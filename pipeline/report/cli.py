@@ -18,9 +18,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from pipeline.line import STATUSES, timezone_from_env
+from pipeline.lines.clock import LineClock, iso_millis
+from pipeline.lines.task import STATUSES
+from pipeline.tasklog import timezone_from_env
 
-from .parse import LineClock, iso_millis
 from .queues import QueueLines
 from .reader import Selection, Tally
 from .render import RENDERERS, Report

@@ -13,9 +13,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pipeline.line import FIELDS, FINISHED, QUEUE, STATUS, STATUSES, TASK, TASK_TIME, TIME, WAIT_TIME
+from pipeline.lines.clock import LineClock, iso_millis
+from pipeline.lines.fields import decode_name
+from pipeline.lines.task import (
+    FIELDS,
+    FINISHED,
+    QUEUE,
+    STATUS,
+    STATUSES,
+    TASK,
+    TASK_TIME,
+    TIME,
+    WAIT_TIME,
+    scan_pattern,
+)
 
-from .parse import LineClock, decode_name, iso_millis, scan_pattern
 from .stats import TaskTally
 
 # The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time.

@@ -18,7 +18,8 @@ import io
 import json
 from dataclasses import dataclass
 
-from .parse import iso_millis
+from pipeline.lines.clock import iso_millis
+
 from .queues import QueueState
 from .stats import TaskRow
 

@@ -23,6 +23,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import chain
 
+from pipeline.lines.fields import decode_name
+
 # Samples per block: 512 KiB less malloc's header, so a block fills whole pages.
 BLOCK = (1 << 16) - 4
 _STRIDE = 64  # one sample in this many picks the threshold of a high percentile
@@ -238,8 +240,6 @@ def rank(rows: list[TaskRow], by: str) -> list[TaskRow]:
 
 def task_rows(tallies: dict[bytes, TaskTally], by: str) -> list[TaskRow]:
     """Ranked rows, one per decoded task name (two spellings of one name are one task)."""
-    from .parse import decode_name
-
     merged: dict[str, TaskTally] = {}
     for raw, tally in tallies.items():
         name = decode_name(raw)

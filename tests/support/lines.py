@@ -1,6 +1,6 @@
 """The line format as the README documents it, written out as a test's expectation.
 
-Deliberately independent of ``pipeline.line`` (which writes lines) and of the grok in
+Deliberately independent of ``pipeline.lines.task`` (which writes lines) and of the grok in
 ``logstash/`` (which reads them): the tests hold both to this description.
 """
 

@@ -156,7 +156,7 @@ def stop(process: subprocess.Popen[Any], timeout: float = 10) -> tuple[Any, Any]
         return process.communicate()
 
 
-# A quiet queue line's values (pipeline.monitor.line field names); tests override what they need.
+# A quiet queue line's values (pipeline.lines.queue field names); tests override what they need.
 QUEUE_VALUES: dict[str, object] = {
     "depth": 0,
     "latency": None,

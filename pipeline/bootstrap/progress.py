@@ -1,48 +1,14 @@
-"""Errors with their exit codes, and the one-line progress the bootstrap prints."""
+"""The one-line progress bootstrap prints, and waiting for a service to be ready."""
 
 from __future__ import annotations
 
-import re
-import ssl
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import TextIO
 
-
-class BootstrapError(Exception):
-    """A failure reported as one line; ``exit_code`` tells which kind."""
-
-    exit_code = 1
-
-
-class Rejected(BootstrapError):
-    """Elasticsearch or Kibana refused something bootstrap sent."""
-
-    exit_code = 1
-
-
-class UsageError(BootstrapError):
-    """Bad options, environment or asset files."""
-
-    exit_code = 2
-
-
-class Unreachable(BootstrapError):
-    """A service could not be reached, or was not ready before the timeout."""
-
-    exit_code = 3
-
-
-class HandshakeFailed(Unreachable):
-    """TLS failed (e.g. ``https://`` on a plain-HTTP port): waiting cannot fix it."""
-
-
-class AccessDenied(BootstrapError):
-    """Wrong credentials (401) or missing privileges (403)."""
-
-    exit_code = 4
+from .errors import Unreachable
 
 
 class Reporter:
@@ -87,17 +53,3 @@ def wait_for(probe: Callable[[], str | None], service: str, where: str, timeout:
             reporter.say(service, f"waiting for {where}: {reason} ({waited:.0f}s of {timeout:.0f}s)")
             next_report = time.monotonic() + 10
         time.sleep(2)
-
-
-def connection_reason(exc: BaseException) -> str:
-    """The readable cause of a failed connection, whole (e.g. ``Connection refused``, or the TLS failure)."""
-    cause = exc
-    while (inner := cause.__cause__ or cause.__context__) is not None:
-        cause = inner
-    if isinstance(cause, ssl.SSLError):
-        text = re.sub(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", str(cause)).strip() or str(cause.reason)
-        hint = " (does the port speak plain HTTP? then use http://)" if cause.reason == "WRONG_VERSION_NUMBER" else ""
-        return f"TLS handshake failed: {text}{hint}"
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror
-    return " ".join(str(cause).split()) or type(cause).__name__

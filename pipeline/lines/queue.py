@@ -1,4 +1,4 @@
-"""The queue-monitor line: the contract between the monitor and Logstash's grok.
+"""The queue-health line: written by the monitor, read by the report, and here only.
 
 Three kinds of line, all ``Time: <asctime> Monitor: <name> Status: <status> …`` and all
 ending with an optional free-text ``Reason:``::
@@ -11,13 +11,17 @@ Abandoned: 0 Failed: 3 New-failed: 1 Deferred: 0 Scheduled: 0 Overdue: 0 Workers
 Reason: 12 jobs waiting and no live worker
     Time: … Monitor: host.42 Status: critical Redis: 127.0.0.1:6379/0 Error: unreachable Reason: Connection refused
 
-Fields are defined once here, as ``pipeline.line`` defines the task line;
-``logstash/pipeline/queue-monitor.conf`` is the only reader and the tests bind the two.
+Fields are defined once here, as ``pipeline.lines.task`` defines the task line; the
+report reads the lines with the regexes below, ``logstash/pipeline/queue-monitor.conf``
+with its grok, and the tests bind the two.
 """
 
 from __future__ import annotations
 
-from pipeline.line import EMPTY, Field, LineClock, encode_name, format_line
+import re
+
+from .clock import TIME, TIMESTAMP_PATTERN
+from .fields import EMPTY, Field, encode_name
 
 OK = "ok"
 WARN = "warn"
@@ -25,10 +29,9 @@ CRITICAL = "critical"
 STATUSES = (OK, WARN, CRITICAL)
 ERRORS = ("unreachable", "auth", "permission", "cluster", "error")
 
-# Kinds beyond pipeline.line's: ``count`` (a non-negative integer), ``percent`` (two
+# Kinds beyond the task line's: ``count`` (a non-negative integer), ``percent`` (two
 # decimals), ``bool`` (true/false), ``word`` (a token written as is), ``text`` (the rest
 # of the line), ``seconds-or-none`` (seconds, or ``-`` when unknown).
-TIME = Field("Time", "timestamp", "timestamp")
 MONITOR = Field("Monitor", "monitor", "name")
 STATUS = Field("Status", "status", "status")
 REASON = Field("Reason", "reason", "text")
@@ -124,6 +127,44 @@ def format_fields(monitor: str, status: str, kind: str, values: dict[str, object
     return " ".join(parts)
 
 
-def render(timestamp: float, fields: str, clock: LineClock) -> str:
-    """The whole line for ``format_fields``' result written at ``timestamp``."""
-    return format_line(timestamp, fields, clock)
+# ------------------------------------------------------------------------ reading
+
+_DECIMAL = rb"[0-9]++\.[0-9]++"
+_KINDS = {
+    "timestamp": TIMESTAMP_PATTERN,
+    "name": rb"\S++",
+    "status": b"|".join(status.encode() for status in STATUSES),
+    "count": rb"[0-9]++",
+    "percent": _DECIMAL,
+    "seconds": _DECIMAL,
+    "seconds-or-none": rb"(?:" + _DECIMAL + rb"|" + re.escape(EMPTY.encode()) + rb")",
+    "bool": rb"true|false",
+    "word": b"|".join(error.encode() for error in ERRORS),
+    "text": rb"[^\r\n]++",
+}
+
+
+def _fields(fields: tuple[Field, ...]) -> bytes:
+    return b" ".join(
+        re.escape(f"{field.label}: ".encode()) + b"(?P<" + field.name.encode() + b">" + _KINDS[field.kind] + b")"
+        for field in fields
+    )
+
+
+def _line(body: tuple[Field, ...]) -> re.Pattern[bytes]:
+    fields = (*HEAD_FIELDS, *body, REASON)
+    return re.compile(_fields(fields))
+
+
+LINE_PATTERNS = {kind: _line(body) for kind, body in LINE_KINDS.items()}
+
+
+def match_line(line: bytes) -> tuple[str, re.Match[bytes]] | None:
+    """The kind (``queue``, ``redis`` or ``error``) and fields of a line the queue-monitor
+    pipeline's grok takes, or None. The time still has to pass the date filter:
+    ``LineClock.millis(match["timestamp"])``."""
+    for kind, pattern in LINE_PATTERNS.items():
+        match = pattern.fullmatch(line)
+        if match is not None:
+            return kind, match
+    return None

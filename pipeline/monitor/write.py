@@ -1,20 +1,19 @@
-"""A sample as monitor lines, and the problems ``--check`` prints."""
+"""Write a judged sample as queue-health lines: the last step of ``sample`` → ``judge`` → ``write``.
+
+This module only turns numbers and verdicts into the fields of ``pipeline.lines.queue``;
+it decides nothing.
+"""
 
 from __future__ import annotations
 
-from .alerts import Thresholds, Verdict, judge
-from .line import CRITICAL, format_fields
+from pipeline.lines.queue import CRITICAL, format_fields
+
+from .judge import Judgement
 from .sample import Sample
 
 
-def sample_lines(
-    sample: Sample, previous: Sample | None, thresholds: Thresholds, monitor: str, redis: str
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """The fields of every line of ``sample`` (Redis first, then each queue) and its problems.
-
-    Problems are ``(status, "redis: reason")`` or ``(status, "queue <name>: reason")`` pairs.
-    """
-    redis_verdict, queue_verdicts = judge(sample, previous, thresholds)
+def sample_fields(sample: Sample, judgement: Judgement, monitor: str, redis: str) -> list[str]:
+    """The fields of every line of ``sample``: Redis first, then each queue."""
     stats = sample.redis
     values: dict[str, object] = {
         "redis": redis,
@@ -27,11 +26,9 @@ def sample_lines(
         "suspended": stats.suspended,
         "sample_time": sample.duration,
     }
-    lines = [format_fields(monitor, redis_verdict.status, "redis", values, redis_verdict.reason)]
-    problems = _problems("redis", redis_verdict)
-    failed_before = {queue.name: queue.failed for queue in previous.queues} if previous else {}
+    lines = [format_fields(monitor, judgement.redis.status, "redis", values, judgement.redis.reason)]
     for queue in sample.queues:
-        verdict = queue_verdicts[queue.name]
+        verdict = judgement.queues[queue.name]
         values = {
             "queue": queue.name,
             "depth": queue.depth,
@@ -40,7 +37,7 @@ def sample_lines(
             "started": queue.started,
             "abandoned": queue.abandoned,
             "failed": queue.failed,
-            "new_failed": max(0, queue.failed - failed_before.get(queue.name, queue.failed)),
+            "new_failed": judgement.new_failed[queue.name],
             "deferred": queue.deferred,
             "scheduled": queue.scheduled,
             "overdue": queue.overdue,
@@ -49,12 +46,7 @@ def sample_lines(
             "idle": queue.idle,
         }
         lines.append(format_fields(monitor, verdict.status, "queue", values, verdict.reason))
-        problems += _problems(f"queue {queue.name}", verdict)
-    return lines, problems
-
-
-def _problems(target: str, verdict: Verdict) -> list[tuple[str, str]]:
-    return [(level, f"{target}: {text}") for level, text in verdict.problems]
+    return lines
 
 
 def error_fields(monitor: str, redis: str, error: str, reason: str) -> str:

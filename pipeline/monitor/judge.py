@@ -1,11 +1,17 @@
-"""Thresholds and the status (ok, warn, critical) and reason of each line of a sample."""
+"""Judge a sample: its numbers and the thresholds in, a status (ok, warn, critical) and the reasons out.
+
+The second step of the monitor's one-way flow: ``sample`` (broker → numbers), ``judge``
+(numbers and thresholds → status and reasons), ``write`` (→ lines).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .line import CRITICAL, OK, STATUSES, WARN
+from pipeline import settings
+from pipeline.lines.queue import CRITICAL, OK, STATUSES, WARN
+
 from .sample import QueueStats, RedisStats, Sample
 
 DEFAULT_QUEUE = "default"
@@ -19,9 +25,11 @@ class Thresholds:
     queue not named (no entry: no latency limit).
     """
 
-    memory_warn: float = 80.0
-    memory_critical: float = 90.0
-    max_latency: Mapping[str, float] = field(default_factory=lambda: {DEFAULT_QUEUE: 300.0})
+    memory_warn: float = settings.MEMORY_WARN.default
+    memory_critical: float = settings.MEMORY_CRITICAL.default
+    max_latency: Mapping[str, float] = field(
+        default_factory=lambda: parse_latency_limits(settings.MAX_LATENCY.text({}))
+    )
 
     def latency_limit(self, queue: str) -> float | None:
         return self.max_latency.get(queue, self.max_latency.get(DEFAULT_QUEUE))
@@ -88,10 +96,31 @@ def judge_queue(queue: QueueStats, thresholds: Thresholds) -> Verdict:
     return _verdict(problems)
 
 
-def judge(sample: Sample, previous: Sample | None, thresholds: Thresholds) -> tuple[Verdict, dict[str, Verdict]]:
-    """The Redis line's verdict and each queue's, by queue name."""
+@dataclass(frozen=True)
+class Judgement:
+    """The verdicts of one sample: Redis's, each queue's, and the failures that arrived since the previous sample."""
+
+    redis: Verdict
+    queues: dict[str, Verdict]
+    new_failed: dict[str, int]
+
+    def problems(self) -> list[tuple[str, str]]:
+        """``(status, "redis: reason")`` and ``(status, "queue <name>: reason")`` pairs, Redis first."""
+        found = [(level, f"redis: {text}") for level, text in self.redis.problems]
+        for name, verdict in self.queues.items():
+            found += [(level, f"queue {name}: {text}") for level, text in verdict.problems]
+        return found
+
+
+def judge(sample: Sample, previous: Sample | None, thresholds: Thresholds) -> Judgement:
+    """Judge every line of ``sample``; ``previous`` (the last good sample) gives what changed since."""
     redis = judge_redis(sample.redis, previous.redis if previous else None, thresholds)
-    return redis, {queue.name: judge_queue(queue, thresholds) for queue in sample.queues}
+    failed_before = {queue.name: queue.failed for queue in previous.queues} if previous else {}
+    return Judgement(
+        redis,
+        {queue.name: judge_queue(queue, thresholds) for queue in sample.queues},
+        {queue.name: max(0, queue.failed - failed_before.get(queue.name, queue.failed)) for queue in sample.queues},
+    )
 
 
 def parse_latency_limits(text: str) -> dict[str, float]:
