@@ -18,7 +18,7 @@ from typing import Any
 
 from . import settings
 from .appender import Appender
-from .lines.clock import LineClock, format_line, timezone_named
+from .lines.clock import LineClock, format_line, timezone_from_env
 from .lines.task import OPTIONAL_FIELDS, REQUIRED_FIELDS, TaskRun, format_fields
 
 LOGGER_NAME = "pipeline.task_time"
@@ -27,11 +27,6 @@ LOGGER_NAME = "pipeline.task_time"
 def log_path_from_env(environ: Mapping[str, str] | None = None) -> str:
     """The log file path: ``TASK_TIME_LOG`` or the compose volume's default."""
     return settings.TASK_LOG.text(environ)
-
-
-def timezone_from_env(environ: Mapping[str, str] | None = None) -> datetime.tzinfo:
-    """The zone line times are written and read in: ``TASK_TIME_TZ``; raises ``ValueError`` naming it."""
-    return timezone_named(settings.TIMEZONE.text(environ), settings.TIMEZONE.variable)
 
 
 class TaskLineFormatter(logging.Formatter):

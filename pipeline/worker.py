@@ -22,8 +22,9 @@ from rq.worker import Worker
 from . import horse
 from .appender import AppendError
 from .job import TimedJob, write_execution_line
+from .lines.clock import timezone_from_env
 from .lines.task import KILLED
-from .tasklog import TaskLogHandler, open_task_log, timezone_from_env
+from .tasklog import TaskLogHandler, open_task_log
 
 
 class ConfigurationError(SystemExit):

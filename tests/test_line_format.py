@@ -15,10 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.lines.clock import LineClock, format_line
+from pipeline.lines.clock import LineClock, format_line, timezone_from_env
 from pipeline.lines.fields import encode_name
 from pipeline.lines.task import TaskRun, format_fields, format_seconds
-from pipeline.tasklog import timezone_from_env
 from tests.support.lines import parse
 
 REPO = Path(__file__).resolve().parents[1]

@@ -381,7 +381,7 @@ def test_real_workers_lines_read_like_the_pipeline_in_every_status(
 
 
 def pipeline_zone(environ: dict[str, str]):
-    from pipeline.tasklog import timezone_from_env
+    from pipeline.lines.clock import timezone_from_env
 
     return timezone_from_env(environ)
 

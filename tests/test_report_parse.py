@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline import tasklog
+from pipeline.lines import clock
 from pipeline.lines import fields as line_fields
 from pipeline.lines import task as line_format
 from pipeline.lines.clock import LineClock, format_line
@@ -48,7 +48,7 @@ def pipeline_reading(pipeline: logstash.Pipeline, text: str) -> dict[str, object
 
 
 def report_reading(text: str, environ: dict[str, str]) -> dict[str, object] | None:
-    fields = read_line(text.encode("utf-8"), LineClock(tasklog.timezone_from_env(environ)))
+    fields = read_line(text.encode("utf-8"), LineClock(clock.timezone_from_env(environ)))
     if fields is not None:
         fields.pop("epoch_millis")
     return fields
@@ -66,7 +66,7 @@ def assert_same_reading(lines: list[str], environ: dict[str, str]) -> None:
 
 
 def whole_file_reading(lines: list[str], environ: dict[str, str]) -> Tally:
-    tally = Tally(clock=LineClock(tasklog.timezone_from_env(environ)), keep_unparsed=len(lines))
+    tally = Tally(clock=LineClock(clock.timezone_from_env(environ)), keep_unparsed=len(lines))
     tally.feed(("\n".join(lines) + "\n").encode("utf-8"), "golden", 1)
     return tally
 

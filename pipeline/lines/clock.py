@@ -13,7 +13,10 @@ from __future__ import annotations
 import datetime
 import re
 import time
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline import settings
 
 from .fields import Field
 
@@ -54,6 +57,11 @@ def timezone_named(name: str, variable: str = "TASK_TIME_TZ") -> datetime.tzinfo
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"{variable}={name!r} is not a known IANA time zone") from exc
+
+
+def timezone_from_env(environ: Mapping[str, str] | None = None) -> datetime.tzinfo:
+    """The zone line times are written and read in: ``TASK_TIME_TZ``; raises ``ValueError`` naming it."""
+    return timezone_named(settings.TIMEZONE.text(environ), settings.TIMEZONE.variable)
 
 
 TIMESTAMP_PATTERN = _timestamp_pattern()

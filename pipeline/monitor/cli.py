@@ -22,9 +22,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline import settings
 from pipeline.appender import Appender, AppendError
-from pipeline.lines.clock import LineClock, format_line
+from pipeline.lines.clock import LineClock, format_line, timezone_from_env
 from pipeline.lines.queue import CRITICAL, OK, STATUSES
-from pipeline.tasklog import timezone_from_env
 
 from .judge import judge, worst
 from .options import PROG, MonitorConfig, parse_args

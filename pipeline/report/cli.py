@@ -18,9 +18,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from pipeline.lines.clock import LineClock, iso_millis
+from pipeline.lines.clock import LineClock, iso_millis, timezone_from_env
 from pipeline.lines.task import STATUSES
-from pipeline.tasklog import timezone_from_env
 
 from .queues import QueueLines
 from .reader import Selection, Tally

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pipeline.tasklog import log_path_from_env
+from pipeline import settings
 
 CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -69,7 +69,7 @@ def discover(
     if not names:
         if stdin_has_data:
             return [Source(STDIN)], []
-        path = log_path_from_env(environ)
+        path = settings.TASK_LOG.text(environ)
         folder, base = os.path.split(path)
         try:
             found = logs_in(folder or ".", base)
