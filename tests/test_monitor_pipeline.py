@@ -4,7 +4,6 @@ and documents bulk-created into the real cluster as the least-privilege writer."
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from redis import Redis
 from rq import Queue
 
 from pipeline import settings
-from pipeline.lines import queue as monitor_line
 from tests import tasks
 from tests.conftest import ElasticsearchTarget
 from tests.support import logstash
@@ -50,39 +48,6 @@ def test_every_golden_line_is_kept_parsed_or_marked() -> None:
         assert ok == ("status" in document and "timestamp" not in document), text
         parsed += ok
     assert parsed == 11  # the rest are malformed on purpose
-
-
-def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
-    pattern = _grok().options["match"]["message"]
-    assert pattern.startswith("^") and pattern.endswith("$"), "the grok must be anchored at both ends"
-    labels = re.findall(r"([A-Z][\w-]*): ", pattern)
-    head = [field.label for field in monitor_line.HEAD_FIELDS]
-    redis, queue, error = (
-        [field.label for field in fields]
-        for fields in (monitor_line.REDIS_FIELDS, monitor_line.QUEUE_FIELDS, monitor_line.ERROR_FIELDS)
-    )
-    # head, then "Redis:" shared by the Redis and error bodies, then the queue body, then Reason.
-    assert labels == [*head, *redis, error[1], *queue, monitor_line.REASON.label]
-    definitions = _grok().options["pattern_definitions"]
-    assert definitions["MONITOR_STATUS"].split("|") == list(monitor_line.STATUSES)
-    assert definitions["MONITOR_ERROR"].split("|") == list(monitor_line.ERRORS)
-
-
-def test_every_captured_field_is_in_the_mapping_with_the_type_its_kind_needs() -> None:
-    properties = MAPPING["template"]["mappings"]["properties"]
-    kinds = {
-        field.name: field.kind
-        for fields in (monitor_line.HEAD_FIELDS, monitor_line.REDIS_FIELDS, monitor_line.QUEUE_FIELDS)
-        for field in fields
-    } | {monitor_line.ERROR.name: monitor_line.ERROR.kind, monitor_line.REASON.name: monitor_line.REASON.kind}
-    wanted = {"count": "long", "percent": "double", "seconds": "double", "seconds-or-none": "double", "bool": "boolean"}
-    captured = re.findall(r"%\{(\w+):(\w+)(?::(\w+))?\}", _grok().options["match"]["message"])
-    assert {name for _, name, _ in captured} == set(kinds)
-    for _, name, conversion in captured:
-        if name == "timestamp":  # consumed by the date filter, then removed
-            continue
-        assert properties[name]["type"] == wanted.get(kinds[name], "keyword"), name
-        assert conversion == {"long": "int", "double": "float"}.get(properties[name]["type"], ""), name
 
 
 def test_real_monitor_lines_parse_into_the_sampled_values(
