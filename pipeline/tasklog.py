@@ -110,20 +110,22 @@ _logger: logging.Logger | None = None
 _setup_error: str | None = None
 
 
-def _direct_handler(logger: logging.Logger) -> TaskLogHandler | None:
-    """The default handler when it is still the logger's only destination, untouched."""
+def _direct_handler(logger: logging.Logger) -> tuple[TaskLogHandler, TaskLineFormatter] | None:
+    """The default handler and its formatter when it is still the logger's only destination, untouched."""
     handler = _default_handler
+    if handler is None:
+        return None
     handlers = logger.handlers
+    formatter = handler.formatter
     if (
-        handler is not None
-        and len(handlers) == 1
+        len(handlers) == 1
         and handlers[0] is handler
         and not logger.filters
         and not handler.filters
         and handler.level <= logging.INFO
-        and isinstance(handler.formatter, TaskLineFormatter)
+        and isinstance(formatter, TaskLineFormatter)
     ):
-        return handler
+        return handler, formatter
     return None
 
 
@@ -152,12 +154,13 @@ def write_task_line(run: TaskRun) -> None:
     if not logger.isEnabledFor(logging.INFO):
         return
     fields = format_fields(run)
-    handler = _direct_handler(logger)
-    if handler is not None:
+    direct = _direct_handler(logger)
+    if direct is not None:
         # The same line the record path below gives, without building a LogRecord:
         # this runs once per job, and logging's machinery costs more than the write.
-        handler.write_line(handler.formatter.line(time.time(), fields))  # type: ignore[union-attr]
+        handler, formatter = direct
+        handler.write_line(formatter.line(time.time(), fields))
         return
     extra: dict[str, Any] = {name: getattr(run, name) for name in _RECORD_FIELDS}
     extra["execution"] = run
-    logger.handle(logger.makeRecord(LOGGER_NAME, logging.INFO, __file__, 0, fields, None, None, extra=extra))
+    logger.handle(logger.makeRecord(LOGGER_NAME, logging.INFO, __file__, 0, fields, (), None, extra=extra))

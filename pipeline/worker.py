@@ -75,7 +75,8 @@ class TimedWorker(Worker):
         """Fork the horse as ``Worker`` does, remembering the job and when it started."""
         for handler in self._log_handlers:
             handler.reopen_if_moved()  # after log rotation the horse inherits the new file
-        self._line_marker[0] = horse.IDLE  # type: ignore[index]
+        assert self._line_marker is not None, "bootstrap() shares the marker page before the first fork"
+        self._line_marker[0] = horse.IDLE
         self._horse_job = job
         self._horse_started = time.perf_counter()
         super().fork_work_horse(job, queue)

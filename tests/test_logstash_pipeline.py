@@ -87,7 +87,7 @@ def test_local_times_in_a_dst_gap_are_kept_unparsed_and_overlaps_read_as_the_fir
 def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
     pattern = grok_pattern()
     labels = re.findall(r"([A-Z][\w-]*): %\{", pattern)
-    assert labels == [*line_format.REQUIRED_LABELS, *line_format.OPTIONAL_LABELS]
+    assert labels == [field.label for field in line_format.FIELDS]
     assert pattern.startswith("^") and pattern.endswith("$"), "the grok must be anchored at both ends"
     grok = logstash.line_grok()
     assert grok.options["pattern_definitions"]["TASK_STATUS"].split("|") == list(line_format.STATUSES)

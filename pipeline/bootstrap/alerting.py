@@ -11,6 +11,7 @@ without the alerting plugin, the step is reported as skipped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ class AlertingAsset(Digested):
         return f"/api/actions/connector/{self.id}" if self.kind == "connector" else f"/api/alerting/rule/{self.id}"
 
 
-def _check(body: dict[str, Any], keys: dict[str, type], where: str, stem: str) -> None:
+def _check(body: dict[str, Any], keys: Mapping[str, type], where: str, stem: str) -> None:
     if body.get("id") != stem:
         raise UsageError(f"{where}: 'id' must be the file's name ({stem})")
     for key, expected in keys.items():
@@ -88,12 +89,14 @@ def connector_request(asset: AlertingAsset, create: bool) -> dict[str, Any]:
 
 def _unchanged(asset: AlertingAsset, installed: dict[str, Any]) -> bool:
     if asset.kind == "rule":
-        return f"{_TAG_PREFIX}{asset.digest}" in installed.get("tags", [])
-    return (
+        tags: list[object] = installed.get("tags", [])
+        return f"{_TAG_PREFIX}{asset.digest}" in tags
+    same: bool = (
         installed.get("name") == asset.body["name"]
         and installed.get("connector_type_id") == asset.body["connector_type_id"]
         and (installed.get("config") or {}) == asset.body["config"]
     )
+    return same
 
 
 def alerting_unavailable(kibana: KibanaClient) -> str | None:

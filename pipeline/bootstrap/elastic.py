@@ -119,7 +119,8 @@ def wait_for_cluster_health(client: Elasticsearch, where: str, timeout: float, r
             if health.get("status") not in ("yellow", "green"):
                 return f"cluster status {health.get('status')}"
             nodes = client.nodes.info(node_id="_local", filter_path="nodes.*.version")
-            version = next(iter(nodes.get("nodes", {}).values()), {}).get("version", "unknown")
+            node: Mapping[str, Any] = next(iter(nodes.get("nodes", {}).values()), {})
+            version = node.get("version", "unknown")
             reporter.say(SERVICE, f"ready at {where} (version {version}, status {health['status']})")
             return None
         except (AuthenticationException, AuthorizationException) as exc:

@@ -129,8 +129,9 @@ class Installer:
         if installed is not None and marker.get("digest") == asset.digest and credentials_ok:
             self.reporter.outcome(SERVICE, what, "unchanged", ours)
             return
-        theirs = installed.get("version") if installed is not None and asset.version is not None else None
-        if isinstance(theirs, int) and theirs > asset.version:  # type: ignore[operator]
+        version = asset.version
+        theirs = installed.get("version") if installed is not None and version is not None else None
+        if isinstance(theirs, int) and version is not None and theirs > version:
             self.reporter.outcome(
                 SERVICE, what, "skipped", f"installed v{theirs} is newer than this bootstrap's {ours}"
             )

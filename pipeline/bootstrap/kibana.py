@@ -55,7 +55,7 @@ def _unchanged(saved: SavedObject, installed: dict[str, Any] | None) -> bool:
         theirs = decode(installed)["attributes"]
         return all(ours[key] == theirs.get(key) for key in ours if key not in _DATA_VIEW_DERIVED)
     found = MARKER.search(attributes.get("description") or "")
-    return bool(found) and found.group(1) == saved.digest
+    return found is not None and found.group(1) == saved.digest
 
 
 def export(kibana: KibanaClient, keys: Iterable[tuple[str, str]], deep: bool = False) -> dict[tuple[str, str], Any]:

@@ -47,10 +47,6 @@ class SavedObject(Digested):
     def key(self) -> tuple[str, str]:
         return self.body["type"], self.body["id"]
 
-    @property
-    def title(self) -> str:
-        return self.body.get("attributes", {}).get("title", self.body["id"])
-
 
 def _holder(attributes: dict[str, Any], dotted: str) -> tuple[dict[str, Any] | None, str]:
     *parents, last = dotted.split(".")
@@ -61,7 +57,8 @@ def _holder(attributes: dict[str, Any], dotted: str) -> tuple[dict[str, Any] | N
 
 
 def _copy(body: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(body))
+    copied: dict[str, Any] = json.loads(json.dumps(body))
+    return copied
 
 
 def encode(body: dict[str, Any]) -> dict[str, Any]:

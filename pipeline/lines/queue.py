@@ -86,16 +86,23 @@ ERROR_FIELDS = (REDIS, ERROR)
 LINE_KINDS = {"redis": REDIS_FIELDS, "queue": QUEUE_FIELDS, "error": ERROR_FIELDS}
 
 
+def _number(field: Field, value: object) -> float:
+    """The value of a numeric field (``count``, ``percent``, ``seconds``): an int or a float."""
+    if isinstance(value, int | float):
+        return value
+    raise TypeError(f"{field.label}: {value!r} is not a number")
+
+
 def _value(field: Field, value: object) -> str:
     kind = field.kind
     if kind == "name":
         return encode_name(None if value is None else str(value))
     if kind == "count":
-        return str(int(value))  # type: ignore[call-overload]
+        return str(int(_number(field, value)))
     if kind == "percent":
-        return f"{float(value):.2f}"  # type: ignore[arg-type]
+        return f"{float(_number(field, value)):.2f}"
     if kind == "seconds" or (kind == "seconds-or-none" and value is not None):
-        return f"{float(value):.6f}"  # type: ignore[arg-type]
+        return f"{float(_number(field, value)):.6f}"
     if kind == "seconds-or-none":
         return EMPTY
     if kind == "bool":

@@ -44,8 +44,6 @@ WORKER = Field("Worker", "worker", "name")
 REQUIRED_FIELDS = (TIME, TASK, TASK_TIME)
 OPTIONAL_FIELDS = (QUEUE, STATUS, WAIT_TIME, JOB, WORKER)
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-REQUIRED_LABELS = tuple(field.label for field in REQUIRED_FIELDS)
-OPTIONAL_LABELS = tuple(field.label for field in OPTIONAL_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +159,7 @@ def read_line(line: bytes, clock: LineClock) -> dict[str, object] | None:
             fields[name] = float(value)
         else:
             fields[name] = value.decode("utf-8", "replace")
-    fields["epoch_millis"] = seconds * 1000 + int(stamp[20:23])
-    fields["@timestamp"] = iso_millis(fields["epoch_millis"])  # type: ignore[arg-type]
+    millis = seconds * 1000 + int(stamp[20:23])
+    fields["epoch_millis"] = millis
+    fields["@timestamp"] = iso_millis(millis)
     return fields

@@ -132,12 +132,11 @@ def run_check(monitor: Monitor) -> int:
     """Print one line per problem (or one ``OK`` line) and return 0, 1 or 2."""
     config = monitor.config
     try:
-        first = monitor.sample()
+        sample = monitor.sample()
+        first: Sample | None = None
         if config.check_window > 0:
             time.sleep(config.check_window)
-            sample = monitor.sample()
-        else:
-            sample, first = first, None
+            first, sample = sample, monitor.sample()
     except ClusterModeError:
         raise
     except (RedisError, OSError) as exc:

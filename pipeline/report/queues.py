@@ -46,7 +46,6 @@ class QueueLines:
         self.clock = clock
         self.selection = selection or Selection()
         self.queues: dict[str, QueueState] = {}
-        self.lines = 0
 
     def offer(self, line: bytes) -> bool:
         """Take the line when the queue-monitor pipeline would parse it."""
@@ -57,7 +56,6 @@ class QueueLines:
         millis = self.clock.millis(match["timestamp"])
         if millis is None:
             return False
-        self.lines += 1
         if kind != "queue":
             return True
         selection = self.selection

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from enum import Enum
+from typing import Final, Protocol
 
 from pipeline.lines.clock import LineClock, iso_millis
 from pipeline.lines.fields import decode_name
@@ -42,7 +43,15 @@ SCAN_FAST = scan_pattern(_FAST_CAPTURED, tuple(status for status in STATUSES if 
 _YEAR_0 = -62_167_219_200_000  # 0000-01-01T00:00:00Z in epoch milliseconds
 _YEAR_10000 = 253_402_300_800_000
 _CACHE_LIMIT = 4096  # lines come mostly in order: a small cache of seconds is enough
-_MISSING = object()
+
+
+class _Missing(Enum):
+    """Not in the cache yet (None is a cached answer: a time the date filter refuses)."""
+
+    MISSING = 0
+
+
+_MISSING: Final = _Missing.MISSING
 
 
 class LineReader(Protocol):
@@ -183,12 +192,13 @@ class Tally:
             if len(self._seconds) > _CACHE_LIMIT:
                 self._seconds.clear()
             seconds = self._seconds[prefix] = self.clock.seconds(prefix)
-        return seconds  # type: ignore[return-value]
+        return seconds
 
     def _queue_ok(self, queue: bytes) -> bool:
         ok = self._queue_selected.get(queue)
         if ok is None:
-            ok = self._queue_selected[queue] = bool(queue) and decode_name(queue) in self.selection.queues  # type: ignore[operator]
+            queues = self.selection.queues
+            ok = self._queue_selected[queue] = bool(queue) and queues is not None and decode_name(queue) in queues
         return ok
 
     def _entry(self, task: bytes) -> tuple[Callable[[float], None], Callable[[float], None], dict[bytes, int]]:
@@ -290,4 +300,6 @@ class Tally:
         return refused
 
     def _utc_millis(self, stamp: bytes) -> int:
-        return self._seconds_of(stamp[:19]) * 1000 + int(stamp[20:23])  # type: ignore[operator]
+        seconds = self._seconds_of(stamp[:19])
+        assert seconds is not None, "first and last are stamps the date filter takes"
+        return seconds * 1000 + int(stamp[20:23])

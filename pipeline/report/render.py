@@ -135,8 +135,8 @@ def _cells(row: TaskRow) -> list[str]:
     ]
 
 
-_QUEUE_HEADERS = ("queue", "status", "depth", "latency", "workers", "busy", "worst latency", "most waiting")
-_QUEUE_HEADERS += ("abandoned", "new failed", "warn", "critical", "last sample")
+_QUEUE_HEADERS: tuple[str, ...] = ("queue", "status", "depth", "latency", "workers", "busy", "worst latency")
+_QUEUE_HEADERS += ("most waiting", "abandoned", "new failed", "warn", "critical", "last sample")
 
 
 def _queue_cells(queue: QueueState) -> list[str]:

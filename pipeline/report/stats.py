@@ -36,13 +36,14 @@ _BITS = struct.Struct("<q")
 
 def _order_key(value: float) -> int:
     """An integer that sorts like the float (``-0.0`` and ``0.0`` alike)."""
-    bits = _BITS.unpack(_DOUBLE.pack(value))[0]
+    bits: int = _BITS.unpack(_DOUBLE.pack(value))[0]
     return bits if bits >= 0 else -(bits & (_SIGN - 1))
 
 
 def _from_order_key(key: int) -> float:
     bits = key if key >= 0 else (-key) | _SIGN
-    return _DOUBLE.unpack(struct.pack("<Q", bits))[0]
+    value: float = _DOUBLE.unpack(struct.pack("<Q", bits))[0]
+    return value
 
 
 class Samples:
@@ -93,10 +94,6 @@ class Samples:
     def total(self) -> float:
         """The correctly rounded sum."""
         return math.fsum(math.fsum(block) for block in (*self.blocks, self.open))
-
-    def smallest(self, rank: int) -> float:
-        """The ``rank``-th smallest sample (0-based) of the sealed samples."""
-        return _smallest(self.blocks, rank)
 
     def percentile(self, percent: float) -> float | None:
         """Linear interpolation between the closest ranks; None without samples."""
@@ -199,6 +196,13 @@ class TaskRow:
     wait_p95: float | None
 
 
+def _figure(value: float | None) -> float:
+    """A task-time figure of a row: never None, as a task has a row only once it has an execution."""
+    if value is None:
+        raise ValueError("a task row needs at least one execution")
+    return value
+
+
 def task_row(task: str, tally: TaskTally, grand_total: float) -> TaskRow:
     """The row for one task; ``grand_total`` is the task time of all selected executions."""
     times, waits = tally.times, tally.waits
@@ -211,10 +215,10 @@ def task_row(task: str, tally: TaskTally, grand_total: float) -> TaskRow:
         total=total,
         share=total / grand_total if grand_total else 0.0,
         mean=total / executions,
-        p50=times.percentile(50),  # type: ignore[arg-type]
-        p95=times.percentile(95),  # type: ignore[arg-type]
-        p99=times.percentile(99),  # type: ignore[arg-type]
-        max=times.maximum(),  # type: ignore[arg-type]
+        p50=_figure(times.percentile(50)),
+        p95=_figure(times.percentile(95)),
+        p99=_figure(times.percentile(99)),
+        max=_figure(times.maximum()),
         failed=tally.statuses.get(b"failed", 0),
         timeout=tally.statuses.get(b"timeout", 0),
         killed=tally.statuses.get(b"killed", 0),
