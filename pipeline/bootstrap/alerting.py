@@ -19,7 +19,7 @@ from typing import Any
 from .assets import MANAGED_BY, Digested, read_json_object, relative
 from .errors import Rejected, UsageError
 from .kibana_client import SERVICE, KibanaClient, check_auth, message
-from .progress import Reporter
+from .progress import Progress
 
 # What each file must hold, beyond ``id``; Kibana checks the rest.
 _CONNECTOR_KEYS = {"connector_type_id": str, "name": str, "config": dict}
@@ -112,14 +112,14 @@ def alerting_unavailable(kibana: KibanaClient) -> str | None:
     return None
 
 
-def install_alerting(kibana: KibanaClient, assets: list[AlertingAsset], reporter: Reporter, dry_run: bool) -> None:
+def install_alerting(kibana: KibanaClient, assets: list[AlertingAsset], progress: Progress, dry_run: bool) -> None:
     """Create or update each connector and rule whose file changed; report every one."""
     if not assets:
         return
     reason = alerting_unavailable(kibana)
     if reason:
         for asset in assets:
-            reporter.outcome(SERVICE, f"{asset.kind} {asset.id}", "skipped", reason)
+            progress.outcome(SERVICE, f"{asset.kind} {asset.id}", "skipped", reason)
         return
     for asset in assets:
         what = f"{asset.kind} {asset.id}"
@@ -129,7 +129,7 @@ def install_alerting(kibana: KibanaClient, assets: list[AlertingAsset], reporter
             raise Rejected(f"{SERVICE}: reading {what} failed: HTTP {status}: {message(installed)}")
         create = status == 404
         if not create and _unchanged(asset, installed):
-            reporter.outcome(SERVICE, what, "unchanged")
+            progress.outcome(SERVICE, what, "unchanged")
             continue
         if not dry_run:
             request = rule_request if asset.kind == "rule" else connector_request
@@ -138,4 +138,4 @@ def install_alerting(kibana: KibanaClient, assets: list[AlertingAsset], reporter
             if status != 200:
                 where = f"kibana/alerting/{asset.kind}s/{asset.path.name}"
                 raise Rejected(f"{SERVICE}: rejected {what} from {where}: HTTP {status}: {message(answer)}")
-        reporter.outcome(SERVICE, what, "created" if create else "updated")
+        progress.outcome(SERVICE, what, "created" if create else "updated")

@@ -29,7 +29,7 @@ from .elastic import Connection, check_version, describe, wait_for_cluster_healt
 from .errors import BootstrapError, UsageError
 from .install import install_all
 from .kibana import export_to_files, import_objects, parse_key, wait_for_kibana_status
-from .progress import Reporter
+from .progress import Progress
 from .saved_objects import load_saved_objects
 
 # Each option and the setting (pipeline.settings) that gives its variable, default and help.
@@ -143,7 +143,7 @@ def check_settings(config: BootstrapConfig) -> None:
         raise UsageError(f"CA certificate {config.ca_cert} does not exist")
 
 
-def warn_default_secrets(config: BootstrapConfig, reporter: Reporter) -> None:
+def warn_default_secrets(config: BootstrapConfig, progress: Progress) -> None:
     """The compose stack's .env ships placeholder passwords; say so while they are still in use."""
     secrets = {
         "the Elasticsearch password": config.password,
@@ -154,7 +154,7 @@ def warn_default_secrets(config: BootstrapConfig, reporter: Reporter) -> None:
     weak = [name for name, value in secrets.items() if value and value.startswith("changeme")]
     if weak:
         names = ", ".join(weak)
-        reporter.say(
+        progress.say(
             "security", f"warning: {names}: still a changeme default; change it before others can reach the stack"
         )
 
@@ -171,22 +171,22 @@ def connection(config: BootstrapConfig) -> Connection:
     )
 
 
-def set_up_elasticsearch(config: BootstrapConfig, target: Connection, reporter: Reporter) -> None:
+def set_up_elasticsearch(config: BootstrapConfig, target: Connection, progress: Progress) -> None:
     """Templates, ILM policy, roles and users: what Logstash and Kibana need before they start."""
     assets = load_elasticsearch_assets(find_assets(config.assets))
     client = target.client()
     try:
-        check_version(wait_for_cluster_health(client, target.where, config.timeout, reporter))
+        check_version(wait_for_cluster_health(client, target.where, config.timeout, progress))
         passwords = {
             "LOGSTASH_WRITER_PASSWORD": config.logstash_writer_password or "",
             "KIBANA_VIEWER_PASSWORD": config.kibana_viewer_password or "",
         }
-        install_all(client, assets, reporter, passwords, config.kibana_system_password, config.dry_run)
+        install_all(client, assets, progress, passwords, config.kibana_system_password, config.dry_run)
     except (ApiError, TransportError) as exc:  # anything the steps did not expect, still one line
         raise describe(exc, "setting up Elasticsearch") from None
 
 
-def run(config: BootstrapConfig, reporter: Reporter) -> None:
+def run(config: BootstrapConfig, progress: Progress) -> None:
     """Everything bootstrap does, in order; raises ``BootstrapError`` on the first failure.
 
     Every asset file is read and checked before any service is contacted.
@@ -201,21 +201,21 @@ def run(config: BootstrapConfig, reporter: Reporter) -> None:
             raise UsageError("export writes into kibana/ of a checkout: run it there or give --assets")
         keys = [o.key for o in load_saved_objects(root)] + [parse_key(text) for text in config.objects]
         kibana = target.kibana(kibana_url)
-        wait_for_kibana_status(kibana, config.timeout, reporter)
-        export_to_files(kibana, root, list(dict.fromkeys(keys)), reporter)
+        wait_for_kibana_status(kibana, config.timeout, progress)
+        export_to_files(kibana, root, list(dict.fromkeys(keys)), progress)
         return
     saved_objects = [] if config.skip_kibana else load_saved_objects(root)
     alerting = [] if config.skip_kibana else load_alerting(root)
-    warn_default_secrets(config, reporter)
+    warn_default_secrets(config, progress)
     if not config.kibana_only:
-        set_up_elasticsearch(config, target, reporter)
+        set_up_elasticsearch(config, target, progress)
     if config.skip_kibana:
-        reporter.say("kibana", "skipped (--skip-kibana)")
+        progress.say("kibana", "skipped (--skip-kibana)")
         return
     kibana = target.kibana(kibana_url)
-    wait_for_kibana_status(kibana, config.timeout, reporter)
-    import_objects(kibana, saved_objects, reporter, config.dry_run)
-    install_alerting(kibana, alerting, reporter, config.dry_run)
+    wait_for_kibana_status(kibana, config.timeout, progress)
+    import_objects(kibana, saved_objects, progress, config.dry_run)
+    install_alerting(kibana, alerting, progress, config.dry_run)
 
 
 class Terminated(BaseException):
@@ -233,10 +233,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except UsageError as exc:
         print(f"bootstrap: error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
-    reporter = Reporter(dry_run=config.dry_run)
+    progress = Progress(dry_run=config.dry_run)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        run(config, reporter)
+        run(config, progress)
     except BootstrapError as exc:
         print(f"bootstrap: error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
@@ -246,5 +246,5 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except Terminated:
         print("bootstrap: terminated (SIGTERM)", file=sys.stderr, flush=True)
         return 143
-    print(f"bootstrap: {reporter.summary()}", flush=True)
+    print(f"bootstrap: {progress.summary()}", flush=True)
     return 0

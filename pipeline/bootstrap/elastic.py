@@ -23,7 +23,7 @@ from pipeline import settings
 
 from .errors import AccessDenied, BootstrapError, HandshakeFailed, Rejected, Unreachable, UsageError, connection_reason
 from .kibana_client import KibanaClient, auth_header
-from .progress import Reporter, wait_for
+from .progress import Progress, wait_for
 
 SERVICE = "elasticsearch"
 SUPPORTED_MAJOR = 9
@@ -104,7 +104,7 @@ def _not_elasticsearch(where: str) -> UsageError:
     return UsageError(f"{SERVICE}: {where} is not Elasticsearch (no X-Elastic-Product header); check ES_URL")
 
 
-def wait_for_cluster_health(client: Elasticsearch, where: str, timeout: float, reporter: Reporter) -> str:
+def wait_for_cluster_health(client: Elasticsearch, where: str, timeout: float, progress: Progress) -> str:
     """Wait until the cluster is at least yellow; return its version.
 
     What waiting cannot fix fails at once: wrong credentials, a server that is not
@@ -121,7 +121,7 @@ def wait_for_cluster_health(client: Elasticsearch, where: str, timeout: float, r
             nodes = client.nodes.info(node_id="_local", filter_path="nodes.*.version")
             node: Mapping[str, Any] = next(iter(nodes.get("nodes", {}).values()), {})
             version = node.get("version", "unknown")
-            reporter.say(SERVICE, f"ready at {where} (version {version}, status {health['status']})")
+            progress.say(SERVICE, f"ready at {where} (version {version}, status {health['status']})")
             return None
         except (AuthenticationException, AuthorizationException) as exc:
             raise describe(exc, "waiting for the cluster") from None
@@ -136,7 +136,7 @@ def wait_for_cluster_health(client: Elasticsearch, where: str, timeout: float, r
                 raise _not_elasticsearch(where) from None
             return f"HTTP {exc.meta.status}: {_reason(exc)}"
 
-    wait_for(probe, SERVICE, where, timeout, reporter)
+    wait_for(probe, SERVICE, where, timeout, progress)
     return version
 
 

@@ -21,7 +21,7 @@ from elasticsearch import ApiError, AuthenticationException, AuthorizationExcept
 from .assets import MANAGED_BY, Asset
 from .elastic import SERVICE, _reason, describe, ilm_available
 from .errors import Rejected
-from .progress import Reporter
+from .progress import Progress
 
 KIBANA_SYSTEM_USER = "kibana_system"
 
@@ -78,9 +78,9 @@ def body_with_marker(asset: Asset) -> dict[str, Any]:
 class Installer:
     """Installs assets one by one, reporting created / updated / unchanged / skipped."""
 
-    def __init__(self, client: Elasticsearch, reporter: Reporter, dry_run: bool = False) -> None:
+    def __init__(self, client: Elasticsearch, progress: Progress, dry_run: bool = False) -> None:
         self.client = client
-        self.reporter = reporter
+        self.progress = progress
         self.dry_run = dry_run
         self.changed: list[str] = []  # what this run created or updated, for the error of a later step
 
@@ -127,12 +127,12 @@ class Installer:
         marker = _dig(installed, _APIS[asset.kind][2]) if installed is not None else {}
         ours = f"v{asset.version}" if asset.version is not None else ""
         if installed is not None and marker.get("digest") == asset.digest and credentials_ok:
-            self.reporter.outcome(SERVICE, what, "unchanged", ours)
+            self.progress.outcome(SERVICE, what, "unchanged", ours)
             return
         version = asset.version
         theirs = installed.get("version") if installed is not None and version is not None else None
         if isinstance(theirs, int) and version is not None and theirs > version:
-            self.reporter.outcome(
+            self.progress.outcome(
                 SERVICE, what, "skipped", f"installed v{theirs} is newer than this bootstrap's {ours}"
             )
             return
@@ -140,10 +140,10 @@ class Installer:
             self._put(asset, {**body_with_marker(asset), **(extra or {})})
             self.changed.append(what)
         if installed is None:
-            self.reporter.outcome(SERVICE, what, "created", ours)
+            self.progress.outcome(SERVICE, what, "created", ours)
         else:
             detail = f"v{theirs} -> {ours}" if isinstance(theirs, int) and theirs != asset.version else ours
-            self.reporter.outcome(SERVICE, what, "updated", detail or "content changed")
+            self.progress.outcome(SERVICE, what, "updated", detail or "content changed")
 
     def authenticates(self, username: str, password: str) -> bool:
         """Whether ``username`` can log in with ``password``."""
@@ -158,14 +158,14 @@ class Installer:
     def set_kibana_system_password(self, password: str) -> None:
         what = f"user {KIBANA_SYSTEM_USER} password"
         if self.authenticates(KIBANA_SYSTEM_USER, password):
-            self.reporter.outcome(SERVICE, what, "unchanged")
+            self.progress.outcome(SERVICE, what, "unchanged")
             return
         if not self.dry_run:
             try:
                 self.client.security.change_password(username=KIBANA_SYSTEM_USER, password=password)
             except (ApiError, TransportError) as exc:
                 raise describe(exc, f"setting the {KIBANA_SYSTEM_USER} password") from None
-        self.reporter.outcome(SERVICE, what, "updated")
+        self.progress.outcome(SERVICE, what, "updated")
 
 
 def install_security(installer: Installer, security: list[Asset], passwords: Mapping[str, str]) -> None:
@@ -177,12 +177,12 @@ def install_security(installer: Installer, security: list[Asset], passwords: Map
         if asset.name in needed:
             installer.install(asset)
         else:
-            installer.reporter.outcome(SERVICE, f"role {asset.name}", "skipped", "none of its users is being created")
+            installer.progress.outcome(SERVICE, f"role {asset.name}", "skipped", "none of its users is being created")
     for asset in users:
         password = password_of[asset.name]
         if not password:
             variable = asset.body.get("metadata", {}).get("password_from")
-            installer.reporter.outcome(SERVICE, f"user {asset.name}", "skipped", f"{variable} not set")
+            installer.progress.outcome(SERVICE, f"user {asset.name}", "skipped", f"{variable} not set")
             continue
         ok = installer.authenticates(asset.name, password)
         installer.install(asset, extra={"password": password}, credentials_ok=ok)
@@ -191,18 +191,18 @@ def install_security(installer: Installer, security: list[Asset], passwords: Map
 def install_all(
     client: Elasticsearch,
     assets: list[Asset],
-    reporter: Reporter,
+    progress: Progress,
     passwords: Mapping[str, str],
     kibana_system_password: str | None,
     dry_run: bool = False,
 ) -> None:
     """Install every asset in order; ``passwords`` maps a password variable name to its value."""
-    installer = Installer(client, reporter, dry_run)
+    installer = Installer(client, progress, dry_run)
     security = [a for a in assets if a.kind in ("role", "user")]
     if security or kibana_system_password:
         wanted = {a.body.get("metadata", {}).get("password_from") for a in security if a.kind == "user"}
         if not kibana_system_password and not any(passwords.get(str(name)) for name in wanted):
-            reporter.say(SERVICE, "security: skipped (no service-user password given; see --help)")
+            progress.say(SERVICE, "security: skipped (no service-user password given; see --help)")
         else:
             install_security(installer, security, passwords)
             if kibana_system_password:
@@ -211,13 +211,13 @@ def install_all(
     has_ilm = ilm_available(client) if any(a.needs_ilm for a in rest) else True
     if not has_ilm:
         names = ", ".join(f"{a.kind} {a.name}" for a in rest if a.needs_ilm)
-        reporter.say(
+        progress.say(
             SERVICE,
             f"retention: this cluster has no index lifecycle management (ILM); not installing {names}. "
             "Old task-time indices stay until you delete them.",
         )
     for asset in rest:
         if asset.needs_ilm and not has_ilm:
-            reporter.outcome(SERVICE, f"{asset.kind} {asset.name}", "skipped", "needs ILM")
+            progress.outcome(SERVICE, f"{asset.kind} {asset.name}", "skipped", "needs ILM")
         else:
             installer.install(asset)

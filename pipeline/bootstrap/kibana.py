@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import HandshakeFailed, Rejected, Unreachable, UsageError
 from .kibana_client import SERVICE, KibanaClient, check_auth, message
-from .progress import Reporter, wait_for
+from .progress import Progress, wait_for
 from .saved_objects import MARKER, SavedObject, decode, marked, write_object
 
 IMPORT_FILENAME = "rq-task-time.ndjson"
@@ -25,7 +25,7 @@ IMPORT_FILENAME = "rq-task-time.ndjson"
 _DATA_VIEW_DERIVED = ("fields",)
 
 
-def wait_for_kibana_status(kibana: KibanaClient, timeout: float, reporter: Reporter) -> None:
+def wait_for_kibana_status(kibana: KibanaClient, timeout: float, progress: Progress) -> None:
     """Wait until ``/api/status`` reports Kibana's overall level as available (or degraded)."""
 
     def probe() -> str | None:
@@ -39,11 +39,11 @@ def wait_for_kibana_status(kibana: KibanaClient, timeout: float, reporter: Repor
         level = body.get("status", {}).get("overall", {}).get("level") if isinstance(body, dict) else None
         # "degraded" is common on small machines (a slow background plugin) and serves the API fine.
         if status == 200 and level in ("available", "degraded"):
-            reporter.say(SERVICE, f"ready at {kibana.url}" + (" (status degraded)" if level == "degraded" else ""))
+            progress.say(SERVICE, f"ready at {kibana.url}" + (" (status degraded)" if level == "degraded" else ""))
             return None
         return f"status {level}" if level else f"HTTP {status}"
 
-    wait_for(probe, SERVICE, kibana.url, timeout, reporter)
+    wait_for(probe, SERVICE, kibana.url, timeout, progress)
 
 
 def _unchanged(saved: SavedObject, installed: dict[str, Any] | None) -> bool:
@@ -96,19 +96,19 @@ def multipart(filename: str, content: bytes) -> tuple[bytes, str]:
     return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def import_objects(kibana: KibanaClient, objects: list[SavedObject], reporter: Reporter, dry_run: bool) -> None:
+def import_objects(kibana: KibanaClient, objects: list[SavedObject], progress: Progress, dry_run: bool) -> None:
     """Import the objects Kibana lacks or holds in another version; report every object."""
     installed = installed_objects(kibana, [o.key for o in objects])
     changed = [o for o in objects if not _unchanged(o, installed.get(o.key))]
     for saved in objects:
         if saved not in changed:
-            reporter.outcome(SERVICE, f"{saved.key[0]} {saved.key[1]}", "unchanged")
+            progress.outcome(SERVICE, f"{saved.key[0]} {saved.key[1]}", "unchanged")
     if not changed:
         return
     if dry_run:
         for saved in changed:
             what = f"{saved.key[0]} {saved.key[1]}"
-            reporter.outcome(SERVICE, what, "updated" if saved.key in installed else "created")
+            progress.outcome(SERVICE, what, "updated" if saved.key in installed else "created")
         return
     ndjson = "".join(json.dumps(marked(o), ensure_ascii=False) + "\n" for o in changed).encode()
     body, content_type = multipart(IMPORT_FILENAME, ndjson)
@@ -120,7 +120,7 @@ def import_objects(kibana: KibanaClient, objects: list[SavedObject], reporter: R
         raise Rejected(f"{SERVICE}: import answered with something that is not JSON: {message(result)}")
     for item in result.get("successResults", []):
         outcome = "updated" if item.get("overwrite") else "created"
-        reporter.outcome(SERVICE, f"{item['type']} {item['id']}", outcome)
+        progress.outcome(SERVICE, f"{item['type']} {item['id']}", outcome)
     errors = result.get("errors", [])
     for error in errors:
         detail = error.get("error", {})
@@ -128,7 +128,7 @@ def import_objects(kibana: KibanaClient, objects: list[SavedObject], reporter: R
         extra = detail.get("message") or ", ".join(
             f"{ref.get('type')} {ref.get('id')}" for ref in detail.get("references", [])
         )
-        reporter.say(
+        progress.say(
             SERVICE, f"{error.get('type')} {error.get('id')}: import failed: {kind}{f': {extra}' if extra else ''}"
         )
     if errors or not result.get("success", False):
@@ -136,7 +136,7 @@ def import_objects(kibana: KibanaClient, objects: list[SavedObject], reporter: R
 
 
 def export_to_files(
-    kibana: KibanaClient, root: Path, keys: list[tuple[str, str]], reporter: Reporter
+    kibana: KibanaClient, root: Path, keys: list[tuple[str, str]], progress: Progress
 ) -> list[tuple[str, str]]:
     """Write ``keys`` and everything they refer to, as Kibana holds them, into ``root``'s ``kibana/`` layout.
 
@@ -148,11 +148,11 @@ def export_to_files(
         found.update(export(kibana, list(found), deep=True))
     for key in sorted(found):
         path, changed = write_object(root, decode(found[key]))
-        reporter.outcome(
+        progress.outcome(
             SERVICE, f"{key[0]} {key[1]} -> {path.relative_to(root)}", "updated" if changed else "unchanged"
         )
     for key in missing:
-        reporter.outcome(SERVICE, f"{key[0]} {key[1]}", "skipped", "Kibana does not hold it")
+        progress.outcome(SERVICE, f"{key[0]} {key[1]}", "skipped", "Kibana does not hold it")
     return missing
 
 

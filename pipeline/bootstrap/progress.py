@@ -11,7 +11,7 @@ from typing import TextIO
 from .errors import Unreachable
 
 
-class Reporter:
+class Progress:
     """Prints ``<service>: <what>: <outcome>`` lines and counts the outcomes."""
 
     def __init__(self, out: TextIO | None = None, dry_run: bool = False) -> None:
@@ -37,7 +37,7 @@ class Reporter:
         return f"done: {counts}" if changed else f"done: nothing changed ({counts})"
 
 
-def wait_for(probe: Callable[[], str | None], service: str, where: str, timeout: float, reporter: Reporter) -> None:
+def wait_for(probe: Callable[[], str | None], service: str, where: str, timeout: float, progress: Progress) -> None:
     """Call ``probe`` every 2 s until it returns None (ready) or ``timeout`` seconds pass.
 
     ``probe`` returns why the service is not ready yet, or raises ``BootstrapError`` for
@@ -50,6 +50,6 @@ def wait_for(probe: Callable[[], str | None], service: str, where: str, timeout:
         if waited > timeout:
             raise Unreachable(f"{service}: not ready at {where} after {timeout:.0f}s: {reason}")
         if time.monotonic() >= next_report:
-            reporter.say(service, f"waiting for {where}: {reason} ({waited:.0f}s of {timeout:.0f}s)")
+            progress.say(service, f"waiting for {where}: {reason} ({waited:.0f}s of {timeout:.0f}s)")
             next_report = time.monotonic() + 10
         time.sleep(2)
