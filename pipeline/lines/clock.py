@@ -112,7 +112,7 @@ class LineClock:
         return f"{self._prefix},{int((timestamp - second) * 1000):03d}"
 
     def seconds(self, prefix: bytes) -> int | None:
-        """Epoch seconds of ``prefix``, a stamp's first 19 bytes (digits checked by the regex); None if Joda refuses it."""
+        """Epoch seconds of ``prefix``, a stamp's first 19 bytes (digits checked); None if Joda refuses it."""
         year, month, day = int(prefix[0:4]), int(prefix[5:7]), int(prefix[8:10])
         hour, minute, second = int(prefix[11:13]), int(prefix[14:16]), int(prefix[17:19])
         if not (1 <= month <= 12 and hour <= 23 and minute <= 59 and second <= 59 and day >= 1):
