@@ -13,8 +13,8 @@ import pytest
 from elasticsearch import Elasticsearch
 from redis import Redis
 
-from tests.support.es_cluster import ElasticsearchCluster
-from tests.support.redis_server import RedisServer
+from harness.es_cluster import ElasticsearchCluster
+from harness.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from elasticsearch import AuthorizationException, Elasticsearch, NotFoundError
 
+from harness.redis_server import free_port
 from pipeline.bootstrap.assets import digest
 from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support import logstash
 from tests.support.documents import golden_documents, index_documents
 from tests.support.recording_kibana import run_bootstrap
 from tests.support.recording_server import Reply, Request, recording_server, reply_json
-from tests.support.redis_server import free_port
 from tests.test_bootstrap_requests import PRODUCT, full_elasticsearch
 
 REPO = Path(__file__).resolve().parents[1]

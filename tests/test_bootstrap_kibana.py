@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.redis_server import free_port
 from pipeline.bootstrap.kibana import IMPORT_FILENAME
 from pipeline.bootstrap.saved_objects import ENCODED_ATTRIBUTES, load_saved_objects, marked
 from tests.conftest import ElasticsearchTarget
@@ -27,7 +28,6 @@ from tests.support.recording_kibana import (
     run_bootstrap,
 )
 from tests.support.recording_server import Reply, Request, recording_server, reply_json
-from tests.support.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SAVED = load_saved_objects(REPO)

@@ -18,8 +18,9 @@ from elasticsearch import Elasticsearch
 from redis import Redis
 from rq import Queue
 
+from harness import kibana_objects
 from tests.conftest import ElasticsearchTarget
-from tests.support import kibana_objects, logstash
+from tests.support import logstash
 from tests.support.lines import parse
 from tests.support.workers import read_lines, worker_env
 

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from harness import kibana_objects
 from pipeline.bootstrap.alerting import load_alerting, rule_request
 from pipeline.lines import queue as monitor_line
 from pipeline.lines.clock import LineClock, format_line
 from pipeline.monitor.judge import Thresholds
 from tests.conftest import ElasticsearchTarget, bootstrap
-from tests.support import kibana_objects, logstash
+from tests.support import logstash
 from tests.support.monitor import QUEUE_VALUES
 from tests.support.recording_kibana import kibana
 from tests.support.recording_server import Reply, Request, reply_json

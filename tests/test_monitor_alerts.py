@@ -10,11 +10,12 @@ import pytest
 from redis import Redis
 from rq import Queue
 
+from harness.monitor import grant_monitor, monitor_url
+from harness.redis_server import RedisServer
 from pipeline.monitor.judge import parse_latency_limits
 from pipeline.monitor.options import parse_args
 from tests import tasks
-from tests.support.monitor import grant_monitor, monitor_url, read_events, run_monitor
-from tests.support.redis_server import RedisServer
+from tests.support.monitor import read_events, run_monitor
 
 
 @pytest.fixture

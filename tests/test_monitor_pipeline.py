@@ -14,14 +14,15 @@ from elasticsearch import AuthorizationException, Elasticsearch
 from redis import Redis
 from rq import Queue
 
+from harness.monitor import grant_monitor, monitor_url
+from harness.redis_server import RedisServer
 from pipeline import settings
 from pipeline.lines import queue as monitor_line
 from tests import tasks
 from tests.conftest import ElasticsearchTarget
 from tests.support import logstash
-from tests.support.monitor import CONFIG, grant_monitor, monitor_url, read_events, run_monitor
+from tests.support.monitor import CONFIG, read_events, run_monitor
 from tests.support.queue_monitor_golden import EXPECTED, documents, golden_lines
-from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "queue-monitor-mappings.json").read_text())

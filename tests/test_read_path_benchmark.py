@@ -17,8 +17,8 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
+from harness import kibana_objects
 from tests.conftest import ElasticsearchTarget, bootstrap
-from tests.support import kibana_objects
 
 REPO = Path(__file__).resolve().parents[1]
 MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from harness.engines import engines
 from pipeline import tasklog
 from pipeline.lines import fields as line_fields
 from pipeline.lines import task as line_format
@@ -25,7 +26,6 @@ from pipeline.report import stats
 from pipeline.report.reader import Tally
 from pipeline.report.stats import BAND_MINIMUM, Samples, task_rows
 from tests.support import logstash
-from tests.support.engines import engines
 from tests.test_line_format import random_names
 from tests.test_logstash_pipeline import _bad_numbers
 

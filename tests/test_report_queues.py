@@ -8,14 +8,15 @@ from pathlib import Path
 from redis import Redis
 from rq import Queue
 
+from harness.monitor import grant_monitor, monitor_url
+from harness.redis_server import RedisServer
 from pipeline.lines import queue as monitor_line
 from pipeline.lines.clock import LineClock, format_line
 from pipeline.lines.fields import decode_name
 from pipeline.report.queues import QueueLines
 from tests import tasks
 from tests.support import logstash
-from tests.support.monitor import QUEUE_VALUES, grant_monitor, monitor_url, run_monitor
-from tests.support.redis_server import RedisServer
+from tests.support.monitor import QUEUE_VALUES, run_monitor
 from tests.test_report import report, report_json, write_log
 
 REPO = Path(__file__).resolve().parents[1]
