@@ -20,6 +20,8 @@ import pytest
 from harness.redis_server import free_port
 from tests.support.recording_server import Reply, Request, recording_server
 
+pytestmark = [pytest.mark.unit]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -27,6 +27,8 @@ from pipeline.job import TimedJob
 from pipeline.worker import TimedWorker
 from tests.support import logstash
 
+pytestmark = [pytest.mark.compose]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -6,8 +6,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from pipeline.lines import task as line
 from tests.support import logstash
+
+pytestmark = [pytest.mark.unit]
 
 REPO = Path(__file__).resolve().parents[1]
 MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())

@@ -14,6 +14,8 @@ import pytest
 
 from harness.engines import engines
 
+pytestmark = [pytest.mark.jvm]
+
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "elasticsearch" / "ilm-policies" / "task-time.json"
 RETENTION = REPO / "elasticsearch" / "component-templates" / "task-time-retention.json"

@@ -15,6 +15,8 @@ from harness import kibana_objects
 from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support.documents import golden_documents, index_documents
 
+pytestmark = [pytest.mark.elasticsearch]
+
 
 def test_slowest_tasks_search_from_the_object_files_returns_descending_task_time(es: ElasticsearchTarget) -> None:
     assert bootstrap(es, "--skip-kibana").returncode == 0

@@ -34,6 +34,7 @@ def _grok() -> logstash.Plugin:
     return grok
 
 
+@pytest.mark.jvm
 def test_golden_lines_become_the_golden_documents() -> None:
     expected = json.loads(EXPECTED.read_text(encoding="utf-8"))
     assert len(golden_lines()) == len(expected)
@@ -41,6 +42,7 @@ def test_golden_lines_become_the_golden_documents() -> None:
         assert got == wanted, text
 
 
+@pytest.mark.jvm
 def test_every_golden_line_is_kept_parsed_or_marked() -> None:
     parsed = 0
     for text, got in zip(golden_lines(), documents(), strict=True):
@@ -53,6 +55,7 @@ def test_every_golden_line_is_kept_parsed_or_marked() -> None:
     assert parsed == 11  # the rest are malformed on purpose
 
 
+@pytest.mark.unit
 def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
     pattern = _grok().options["match"]["message"]
     assert pattern.startswith("^") and pattern.endswith("$"), "the grok must be anchored at both ends"
@@ -69,6 +72,7 @@ def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
     assert definitions["MONITOR_ERROR"].split("|") == list(monitor_line.ERRORS)
 
 
+@pytest.mark.unit
 def test_every_captured_field_is_in_the_mapping_with_the_type_its_kind_needs() -> None:
     properties = MAPPING["template"]["mappings"]["properties"]
     kinds = {
@@ -86,6 +90,8 @@ def test_every_captured_field_is_in_the_mapping_with_the_type_its_kind_needs() -
         assert conversion == {"long": "int", "double": "float"}.get(properties[name]["type"], ""), name
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_real_monitor_lines_parse_into_the_sampled_values(
     redis: Redis, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -102,6 +108,7 @@ def test_real_monitor_lines_parse_into_the_sampled_values(
     assert 0 <= queue_line["latency"] < 30
 
 
+@pytest.mark.unit
 def test_file_inputs_split_the_logs_between_the_two_pipelines() -> None:
     [monitor_input] = logstash.plugins(logstash.load(CONFIG)["input"], "file")
     [task_input] = logstash.plugins(logstash.load()["input"], "file")
@@ -119,6 +126,7 @@ def test_file_inputs_split_the_logs_between_the_two_pipelines() -> None:
     assert Path(settings.MONITOR_LOG.default).parent == Path(settings.TASK_LOG.default).parent
 
 
+@pytest.mark.unit
 def test_pipelines_yml_runs_every_pipeline_file_once() -> None:
     pipelines = yaml.safe_load((REPO / "logstash" / "config" / "pipelines.yml").read_text())
     configs = {entry["pipeline.id"]: entry["path.config"] for entry in pipelines}
@@ -128,6 +136,7 @@ def test_pipelines_yml_runs_every_pipeline_file_once() -> None:
     }
 
 
+@pytest.mark.unit
 def test_output_is_the_same_writer_creating_daily_indices_the_template_covers() -> None:
     [output] = logstash.plugins(logstash.load(CONFIG)["output"], "elasticsearch")
     [task_output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
@@ -146,6 +155,8 @@ def golden_documents() -> list[dict]:
     return documents()
 
 
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
 def test_the_writer_bulk_creates_golden_documents_as_mapped(
     es: ElasticsearchTarget, writer: Elasticsearch, golden_documents: list[dict]
 ) -> None:
@@ -176,6 +187,8 @@ def test_the_writer_bulk_creates_golden_documents_as_mapped(
         writer.search(index="queue-monitor-*")
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_monitor_and_logstash_agree_on_the_configured_zone(
     redis: Redis, redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -30,6 +30,8 @@ from tests import tasks
 from tests.support.monitor import read_events, run_monitor
 from tests.support.workers import start_worker, stop_process
 
+pytestmark = [pytest.mark.redis, pytest.mark.jvm]
+
 
 @pytest.fixture
 def server() -> Iterator[RedisServer]:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, available_timezones
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,8 @@ from pipeline.lines.clock import LineClock, format_line
 from pipeline.lines.fields import encode_name
 from pipeline.lines.task import read_line
 from tests.support import logstash
+
+pytestmark = [pytest.mark.jvm]
 
 EXAMPLES = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 FIRST, LAST = 0, int(datetime(2040, 1, 1, tzinfo=UTC).timestamp())  # LineClock writes times from the epoch on

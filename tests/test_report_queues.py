@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from redis import Redis
 from rq import Queue
 
@@ -29,6 +30,7 @@ def queue_line(timestamp: float, queue: str, status: str, depth: int, latency: f
     return format_line(timestamp, monitor_line.format_fields("m.1", status, "queue", values), LineClock())
 
 
+@pytest.mark.jvm
 def test_every_golden_monitor_line_is_taken_or_left_as_the_pipeline_decides() -> None:
     lines = GOLDEN.read_text(encoding="utf-8").split("\n")[:-1]
     events = logstash.Pipeline(MONITOR_CONFIG, environ={}).run_many(lines)
@@ -42,6 +44,7 @@ def test_every_golden_monitor_line_is_taken_or_left_as_the_pipeline_decides() ->
     assert reader.lines == sum("queue_monitor_unparsed" not in e.get("tags", []) for e in events)
 
 
+@pytest.mark.unit
 def test_latest_state_and_worst_of_all_samples_per_queue(tmp_path: Path) -> None:
     now = time.time()
     lines = [
@@ -66,6 +69,7 @@ def test_latest_state_and_worst_of_all_samples_per_queue(tmp_path: Path) -> None
     assert "queues (queue-monitor lines" in table and "6.67 min" in table  # 400 s, the worst latency
 
 
+@pytest.mark.redis
 def test_lines_from_the_real_monitor_show_the_queue_without_a_worker(
     redis: Redis, redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -17,6 +17,8 @@ from pipeline.lines.task import TaskRun, format_fields
 from tests.conftest import ElasticsearchTarget
 from tests.support import logstash
 
+pytestmark = [pytest.mark.elasticsearch, pytest.mark.jvm]
+
 LINE = (
     "Time: 2099-01-02 10:00:00,000 Task: jobs.x Task-time: 1.500000 Queue: default Status: finished Job: j1 Worker: w"
 )
