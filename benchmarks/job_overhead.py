@@ -37,11 +37,11 @@ from rq import Queue
 from rq.job import Job
 from rq.worker import SimpleWorker, Worker
 
+from harness.redis_server import RedisServer
 from pipeline import settings
 from pipeline.job import TimedJob
 from pipeline.tasklog import LOGGER_NAME, get_task_logger
 from pipeline.worker import TimedWorker
-from tests.support.redis_server import RedisServer
 
 TARGET_RATIO = 0.99
 TARGET_MICROSECONDS = 25.0

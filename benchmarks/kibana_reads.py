@@ -1,6 +1,6 @@
 """Time the requests Kibana sends for the saved searches and Lens panels, beside a plain ``_count``.
 
-The requests are built from the Kibana objects by ``tests.support.kibana_objects``, as
+The requests are built from the Kibana objects by ``harness.kibana_objects``, as
 Kibana would send them for a time range ending now: Discover's rows and histogram for a
 saved search, the aggregation of a Lens panel.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from elasticsearch import Elasticsearch
 
-from tests.support import kibana_objects
+from harness import kibana_objects
 
 TARGET_SECONDS = {7: 0.3, 30: 1.0}
 

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 
 from redis import Redis
 
+from harness.monitor import CountingConnection, counting_client, grant_monitor, monitor_url
+from harness.redis_server import RedisServer
 from pipeline.monitor.sample import take_sample
-from tests.support.monitor import CountingConnection, counting_client, grant_monitor, monitor_url
-from tests.support.redis_server import RedisServer
 
 SMALL = 10
 

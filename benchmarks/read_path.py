@@ -2,7 +2,7 @@
 
     python -m benchmarks.read_path [--executions 1000000] [--repeats 5] [--heap 768m] [--index-setting NAME=VALUE]
 
-Starts its own single-node cluster from the integ-test zip (``tests.support.es_cluster``;
+Starts its own single-node cluster from the integ-test zip (``harness.es_cluster``;
 768 MB heap unless ``--heap``), or uses ``ES_URL`` (``ES_USERNAME``/``ES_PASSWORD``; it
 deletes ``task-time-*`` there, so it also wants ``TASK_TIME_TESTS_DESTRUCTIVE=1``).
 Installs the project's templates with ``python -m pipeline.bootstrap --skip-kibana``,
@@ -19,7 +19,7 @@ then:
 4. Reads: the requests Kibana sends for every saved search (Discover: its query and
    sort, 500 rows, exact total hits; and the histogram above them) and every Lens panel,
    over "last 7 days" and "last 30 days", built from the Kibana objects by
-   ``tests.support.kibana_objects``. Each runs ``--repeats`` times (after one unmeasured
+   ``harness.kibana_objects``. Each runs ``--repeats`` times (after one unmeasured
    round) with the caches cleared before every run and the request cache off; the
    median is printed beside the median of a plain ``_count`` over the same time range,
    measured in the same rounds, and their ratio.
@@ -45,8 +45,8 @@ from elasticsearch import Elasticsearch
 
 from benchmarks import executions
 from benchmarks.kibana_reads import measure_reads
-from tests.support import kibana_objects
-from tests.support.es_cluster import ElasticsearchCluster
+from harness import kibana_objects
+from harness.es_cluster import ElasticsearchCluster
 
 REPO = Path(__file__).resolve().parents[1]
 LOGSTASH_BATCH = 125  # pipeline.batch.size default: one bulk request per batch

@@ -1,4 +1,7 @@
-"""Shared fixtures: a real redis-server and a real Elasticsearch for the session, cleaned per test."""
+"""Shared fixtures: a real redis-server and a real Elasticsearch for the session, cleaned per test.
+
+And the tier checks of ``tests.support.tiers``: every test marked, the markers true.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,34 @@ import pytest
 from elasticsearch import Elasticsearch
 from redis import Redis
 
-from tests.support.es_cluster import ElasticsearchCluster
-from tests.support.redis_server import RedisServer
+from harness.es_cluster import ElasticsearchCluster
+from harness.redis_server import RedisServer
+from tests.support import tiers
 
 REPO = Path(__file__).resolve().parents[1]
+_GUARD = tiers.ProcessGuard()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Check, while tests run, that each starts only the services its markers name."""
+    config.add_cleanup(tiers.guard_processes(_GUARD))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse the run when a collected test has no tier marker or requests a service its markers do not name.
+
+    Runs before ``-m`` deselects anything, so every collected test is checked whatever the selection.
+    """
+    if problems := tiers.marker_problems(items):
+        raise pytest.UsageError("tier markers (see docs/testing.md#tiers):\n  " + "\n  ".join(problems))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    _GUARD.item = item
+    yield
+    _GUARD.item = None
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from elasticsearch import AuthorizationException, Elasticsearch, NotFoundError
 
+from harness.redis_server import free_port
 from pipeline.bootstrap.assets import digest
 from tests.conftest import ElasticsearchTarget, bootstrap
 from tests.support import logstash
 from tests.support.documents import golden_documents, index_documents
 from tests.support.recording_kibana import run_bootstrap
 from tests.support.recording_server import Reply, Request, recording_server, reply_json
-from tests.support.redis_server import free_port
 from tests.test_bootstrap_requests import PRODUCT, full_elasticsearch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +35,7 @@ def component(client: Elasticsearch, name: str) -> dict:
     return client.cluster.get_component_template(name=name)["component_templates"][0]["component_template"]
 
 
+@pytest.mark.elasticsearch
 def test_fresh_cluster_is_set_up_and_a_second_run_changes_nothing(es: ElasticsearchTarget) -> None:
     first = bootstrap(es, "--skip-kibana")
     assert first.returncode == 0, first.stderr
@@ -53,6 +54,7 @@ def test_fresh_cluster_is_set_up_and_a_second_run_changes_nothing(es: Elasticsea
     assert " created" not in second.stdout and " updated" not in second.stdout
 
 
+@pytest.mark.elasticsearch
 def test_dry_run_reports_and_changes_nothing(es: ElasticsearchTarget) -> None:
     done = bootstrap(es, "--skip-kibana", "--dry-run")
     assert done.returncode == 0, done.stderr
@@ -62,6 +64,7 @@ def test_dry_run_reports_and_changes_nothing(es: ElasticsearchTarget) -> None:
         es.client().indices.get_index_template(name="task-time")
 
 
+@pytest.mark.elasticsearch
 def test_an_older_template_version_is_upgraded_and_a_newer_one_left_alone(es: ElasticsearchTarget) -> None:
     client = es.client()
     old = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())
@@ -110,6 +113,7 @@ def without_ilm(target: ElasticsearchTarget) -> Iterator[str]:
         yield url
 
 
+@pytest.mark.elasticsearch
 def test_retention_without_ilm_is_reported_and_the_index_template_still_applies(es: ElasticsearchTarget) -> None:
     client = es.client()
     if es.cluster is not None:  # what without_ilm stands for: the test distribution's own answer
@@ -128,6 +132,7 @@ def test_retention_without_ilm_is_reported_and_the_index_template_still_applies(
     assert "lifecycle" not in settings["index"]
 
 
+@pytest.mark.unit
 def test_retention_with_ilm_puts_every_daily_index_under_the_policy() -> None:
     """Against a recording full cluster (the test distribution has no ILM): the policy, then the
     settings that name it, composed into the template every task-time index gets."""
@@ -147,6 +152,7 @@ def test_retention_with_ilm_puts_every_daily_index_under_the_policy() -> None:
     assert "delete" in phases and phases["delete"]["actions"] == {"delete": {}}
 
 
+@pytest.mark.elasticsearch
 def test_documents_shaped_like_parsed_lines_get_the_intended_types(es: ElasticsearchTarget) -> None:
     assert bootstrap(es, "--skip-kibana").returncode == 0
     client = es.client()
@@ -169,6 +175,7 @@ def test_documents_shaped_like_parsed_lines_get_the_intended_types(es: Elasticse
     assert sorted(hit["_source"]["task_time"] for hit in hits) == [61.0, 12345.678901]
 
 
+@pytest.mark.elasticsearch
 def test_wrong_credentials_are_one_line_and_exit_4(es: ElasticsearchTarget) -> None:
     done = bootstrap(es, "--skip-kibana", ES_PASSWORD="not-the-password")
     assert done.returncode == 4
@@ -178,6 +185,7 @@ def test_wrong_credentials_are_one_line_and_exit_4(es: ElasticsearchTarget) -> N
     ]
 
 
+@pytest.mark.elasticsearch
 def test_unreachable_elasticsearch_times_out_with_exit_3(es: ElasticsearchTarget) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = bootstrap(es, "--skip-kibana", "--timeout", "3", ES_URL=url)
@@ -187,6 +195,7 @@ def test_unreachable_elasticsearch_times_out_with_exit_3(es: ElasticsearchTarget
     assert f"waiting for {url}" in done.stdout  # progress was visible while waiting
 
 
+@pytest.mark.elasticsearch
 def test_a_template_elasticsearch_rejects_names_its_file_and_reason(es: ElasticsearchTarget, tmp_path: Path) -> None:
     assets = tmp_path / "assets"
     shutil.copytree(REPO / "elasticsearch", assets / "elasticsearch")
@@ -207,6 +216,7 @@ def test_a_template_elasticsearch_rejects_names_its_file_and_reason(es: Elastics
     assert error.endswith("; fix the file and run bootstrap again to install the rest")
 
 
+@pytest.mark.elasticsearch
 def test_a_rejected_index_template_says_what_is_installed_and_a_rerun_converges(
     es: ElasticsearchTarget, tmp_path: Path
 ) -> None:
@@ -249,6 +259,7 @@ def test_a_rejected_index_template_says_what_is_installed_and_a_rerun_converges(
     assert "nothing changed" in bootstrap(es, "--skip-kibana", "--assets", str(assets)).stdout
 
 
+@pytest.mark.elasticsearch
 def test_invalid_asset_json_is_a_usage_error(es: ElasticsearchTarget, tmp_path: Path) -> None:
     assets = tmp_path / "assets"
     shutil.copytree(REPO / "elasticsearch", assets / "elasticsearch")
@@ -261,6 +272,7 @@ def test_invalid_asset_json_is_a_usage_error(es: ElasticsearchTarget, tmp_path: 
     )
 
 
+@pytest.mark.elasticsearch
 def test_service_users_where_the_native_realm_cannot_store_them(es: ElasticsearchTarget) -> None:
     """The native realm needs the .security index, which the integ-test zip cannot create (no
     analysis-common module): bootstrap must say so in one line. The same step on a full cluster
@@ -279,6 +291,7 @@ def test_service_users_where_the_native_realm_cannot_store_them(es: Elasticsearc
         assert "nothing changed" in bootstrap(es, "--skip-kibana", **env).stdout
 
 
+@pytest.mark.unit
 def test_service_users_on_a_full_cluster_are_created_once() -> None:
     """A recording full cluster that keeps what it is sent: users and role created, then left alone."""
     stored: dict[str, dict] = {}
@@ -313,6 +326,8 @@ def test_service_users_on_a_full_cluster_are_created_once() -> None:
     assert "user kibana_system password: unchanged" in second.stdout
 
 
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
 def test_logstash_writer_can_append_task_documents_and_nothing_else(
     es: ElasticsearchTarget, writer: Elasticsearch
 ) -> None:

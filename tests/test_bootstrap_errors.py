@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.redis_server import free_port
 from tests.support.recording_server import Reply, Request, recording_server
-from tests.support.redis_server import free_port
+
+pytestmark = [pytest.mark.unit]
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.redis_server import free_port
 from pipeline.bootstrap.kibana import IMPORT_FILENAME
 from pipeline.bootstrap.saved_objects import ENCODED_ATTRIBUTES, load_saved_objects, marked
 from tests.conftest import ElasticsearchTarget
@@ -27,12 +28,12 @@ from tests.support.recording_kibana import (
     run_bootstrap,
 )
 from tests.support.recording_server import Reply, Request, recording_server, reply_json
-from tests.support.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SAVED = load_saved_objects(REPO)
 
 
+@pytest.mark.elasticsearch
 def test_first_import_sends_every_object_once_as_kibana_expects(es: ElasticsearchTarget) -> None:
     with kibana(import_reply=import_all_created) as (url, requests):
         done = run_bootstrap(es.bootstrap_env(KIBANA_URL=url))
@@ -65,6 +66,7 @@ def test_first_import_sends_every_object_once_as_kibana_expects(es: Elasticsearc
     assert "kibana: ready at" in done.stdout
 
 
+@pytest.mark.elasticsearch
 def test_objects_kibana_already_holds_are_reported_unchanged_and_not_imported(es: ElasticsearchTarget) -> None:
     # What an export returns after import: Kibana's own migrated shape, our marker kept.
     stored = {}
@@ -88,6 +90,7 @@ def test_objects_kibana_already_holds_are_reported_unchanged_and_not_imported(es
     assert done.stdout.count(": unchanged") >= len(SAVED)
 
 
+@pytest.mark.elasticsearch
 def test_export_to_files_and_import_again_is_a_fixed_point(es: ElasticsearchTarget, tmp_path: Path) -> None:
     """Kibana holds what bootstrap imported; ``export`` writes the very files it came from, and
     importing those files sends the very objects Kibana holds."""
@@ -124,6 +127,7 @@ def test_export_to_files_and_import_again_is_a_fixed_point(es: ElasticsearchTarg
     ]
 
 
+@pytest.mark.unit
 def test_an_object_edited_in_kibana_exports_as_a_readable_diff(tmp_path: Path) -> None:
     stored = {saved.key: as_kibana_exports(marked(saved)) for saved in SAVED}
     dashboard = stored[("dashboard", "task-time-overview")]["attributes"]
@@ -145,6 +149,7 @@ def test_an_object_edited_in_kibana_exports_as_a_readable_diff(tmp_path: Path) -
     assert sorted(b.strip() for _, b in changed) == ['"description": "Edited in Kibana",', '"h": 20,']
 
 
+@pytest.mark.elasticsearch
 def test_only_changed_and_missing_objects_are_imported(es: ElasticsearchTarget) -> None:
     stored = {saved.key: marked(saved) for saved in SAVED}
     changed = next(saved for saved in SAVED if saved.key[0] != "index-pattern")  # data views have no marker
@@ -168,6 +173,7 @@ def test_only_changed_and_missing_objects_are_imported(es: ElasticsearchTarget) 
     assert f"kibana: {missing.key[0]} {missing.key[1]}: created" in done.stdout
 
 
+@pytest.mark.elasticsearch
 def test_kibana_import_errors_are_reported_per_object_with_exit_1(es: ElasticsearchTarget) -> None:
     def refuse(request: Request) -> Reply:
         return reply_json(
@@ -200,6 +206,7 @@ def test_kibana_import_errors_are_reported_per_object_with_exit_1(es: Elasticsea
     assert done.stderr.strip() == "bootstrap: error: kibana: 2 saved object(s) were not imported (see the lines above)"
 
 
+@pytest.mark.elasticsearch
 @pytest.mark.parametrize(("status", "code"), [(401, 4), (403, 4), (503, 3)])
 def test_kibana_refusing_or_never_ready_is_one_line(es: ElasticsearchTarget, status: int, code: int) -> None:
     def respond(request: Request) -> Reply:
@@ -212,6 +219,7 @@ def test_kibana_refusing_or_never_ready_is_one_line(es: ElasticsearchTarget, sta
     assert done.stderr.startswith("bootstrap: error: kibana: ")
 
 
+@pytest.mark.unit
 def test_kibana_only_never_contacts_elasticsearch() -> None:
     with kibana(import_reply=import_all_created) as (url, requests):
         env = {"PATH": "/usr/bin:/bin", "ES_URL": f"http://127.0.0.1:{free_port()}", "KIBANA_URL": url}
@@ -221,6 +229,7 @@ def test_kibana_only_never_contacts_elasticsearch() -> None:
     assert [r.path for r in requests].count("/api/saved_objects/_import") == 1
 
 
+@pytest.mark.elasticsearch
 def test_a_degraded_kibana_is_ready_enough(es: ElasticsearchTarget) -> None:
     """Kibana often reports "degraded" on small machines while its API works."""
 

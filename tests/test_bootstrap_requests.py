@@ -54,6 +54,7 @@ def full_elasticsearch(users: dict[str, str]) -> Callable[[Request], Reply]:
     return respond
 
 
+@pytest.mark.unit
 def test_full_cluster_gets_retention_users_and_templates_in_order(tmp_path: Path) -> None:
     with recording_server(full_elasticsearch({"elastic": "admin-pass"})) as (url, requests):
         env = {
@@ -109,6 +110,7 @@ def test_full_cluster_gets_retention_users_and_templates_in_order(tmp_path: Path
     assert "ILM policy task-time: created" in done.stdout
 
 
+@pytest.mark.unit
 def test_service_users_whose_passwords_work_are_left_unchanged(tmp_path: Path) -> None:
     users = {"elastic": "admin-pass", "kibana_system": "kibana-pass", "task_time_logstash": "writer-pass"}
     writer_asset = ASSETS[("user", "task_time_logstash")]
@@ -134,6 +136,7 @@ def test_service_users_whose_passwords_work_are_left_unchanged(tmp_path: Path) -
     assert "user task_time_viewer: skipped (KIBANA_VIEWER_PASSWORD not set)" in done.stdout
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -155,6 +158,7 @@ def test_settings_no_service_could_fix_are_refused_at_once(args: list[str], mess
     assert "waiting" not in done.stdout
 
 
+@pytest.mark.elasticsearch
 def test_default_passwords_are_warned_about(es: ElasticsearchTarget) -> None:
     done = run_bootstrap(es.bootstrap_env(), "--skip-kibana", "--dry-run", "--kibana-system-password", "changeme-k")
     assert "security: warning: KIBANA_SYSTEM_PASSWORD: still a changeme default" in done.stdout

@@ -18,7 +18,11 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ElasticsearchTarget
+
+pytestmark = [pytest.mark.elasticsearch]
 
 REPO = Path(__file__).resolve().parents[1]
 

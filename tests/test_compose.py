@@ -20,12 +20,14 @@ import pytest
 import yaml
 from rq.utils import import_attribute
 
+from harness.es_cluster import stack_version
 from pipeline import settings
 from pipeline.cli import chosen_classes, worker_defaults
 from pipeline.job import TimedJob
 from pipeline.worker import TimedWorker
 from tests.support import logstash
-from tests.support.es_cluster import stack_version
+
+pytestmark = [pytest.mark.compose]
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -81,6 +81,7 @@ def assert_lines_kept_apart(data: bytes, fragments: int) -> list[str]:
     return found
 
 
+@pytest.mark.jvm
 def test_a_line_cut_short_by_a_full_disk_is_not_glued_to_the_next(small_disk: Path) -> None:
     ballast = small_disk / "ballast"
     ballast.write_bytes(b"b" * PAGE)  # freed later, as an operator frees space
@@ -104,6 +105,8 @@ def test_a_line_cut_short_by_a_full_disk_is_not_glued_to_the_next(small_disk: Pa
     assert lines[-3:] == [line_for("jobs.after"), line_for("jobs.after2"), ""]
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_a_horse_cut_short_does_not_corrupt_the_next_horses_line(
     small_disk: Path, redis: Redis, redis_url: str
 ) -> None:

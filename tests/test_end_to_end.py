@@ -14,12 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from elasticsearch import Elasticsearch
 from redis import Redis
 from rq import Queue
 
+from harness import kibana_objects
 from tests.conftest import ElasticsearchTarget
-from tests.support import kibana_objects, logstash
+from tests.support import logstash
 from tests.support.lines import parse
 from tests.support.workers import read_lines, worker_env
 
@@ -44,6 +46,7 @@ def run_demo_worker(redis_url: str, log: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.redis
 def test_producer_enqueues_the_demo_mix_at_its_rate(redis: Redis, redis_url: str, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "producer.py", "--count", "40", "--rate", "200", "--url", redis_url],
@@ -62,6 +65,7 @@ def test_producer_enqueues_the_demo_mix_at_its_rate(redis: Redis, redis_url: str
     assert {job.timeout for job in queue.get_jobs() if job.func_name == "jobs.compute"} == {3}
 
 
+@pytest.mark.unit
 def test_producer_rejects_a_bad_rate_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "producer.py", "--rate", "0"], cwd=DEMO, capture_output=True, text=True, timeout=60
@@ -70,6 +74,9 @@ def test_producer_rejects_a_bad_rate_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1].endswith("--rate must be positive")
 
 
+@pytest.mark.redis
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
 def test_demo_tasks_end_first_in_the_slowest_tasks_search(
     redis: Redis, redis_url: str, tmp_path: Path, es: ElasticsearchTarget, writer: Elasticsearch
 ) -> None:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.test_compose import project  # noqa: F401  (the compose-go fixture)
@@ -18,12 +19,14 @@ KIBANA_KEYS = (
 )
 
 
+@pytest.mark.unit
 def test_the_persisted_queue_checkpoints_every_event() -> None:
     settings = yaml.safe_load((REPO / "logstash" / "config" / "logstash.yml").read_text())
     assert settings["queue.type"] == "persisted"
     assert settings["queue.checkpoint.writes"] == 1
 
 
+@pytest.mark.compose
 def test_kibana_gets_every_encryption_key_from_env(project: dict[str, Any]) -> None:  # noqa: F811
     settings = yaml.safe_load((REPO / "kibana" / "config" / "kibana.yml").read_text())
     environment = project["services"]["kibana"]["environment"]

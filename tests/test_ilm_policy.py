@@ -2,7 +2,7 @@
 
 The test distribution has no ILM module, so its REST API cannot take the policy; the
 parser and validation behind ``PUT _ilm/policy/<name>`` live in x-pack-core and run here
-through the engine helper (``tests.support.engines``).
+through the engine helper (``harness.engines``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.engines import engines
+from harness.engines import engines
+
+pytestmark = [pytest.mark.jvm]
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "elasticsearch" / "ilm-policies" / "task-time.json"

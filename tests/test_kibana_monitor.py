@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from harness import kibana_objects
 from pipeline.bootstrap.alerting import load_alerting, rule_request
 from pipeline.lines import queue as monitor_line
 from pipeline.lines.clock import LineClock, format_line
 from pipeline.monitor.judge import Thresholds
 from tests.conftest import ElasticsearchTarget, bootstrap
-from tests.support import kibana_objects, logstash
+from tests.support import logstash
 from tests.support.monitor import QUEUE_VALUES
 from tests.support.recording_kibana import kibana
 from tests.support.recording_server import Reply, Request, reply_json
@@ -73,6 +74,7 @@ def redis_line(status: str, ago: float = 0, **values: Any) -> tuple:
 # ------------------------------------------------------------------------- static
 
 
+@pytest.mark.unit
 def test_memory_panel_draws_the_monitor_s_own_thresholds() -> None:
     layers = OBJECTS[("lens", "queue-monitor-memory")]["attributes"]["state"]["datasourceStates"]["formBased"]
     static = [c for layer in layers["layers"].values() for c in layer["columns"].values() if c.get("isStaticValue")]
@@ -86,6 +88,7 @@ def test_memory_panel_draws_the_monitor_s_own_thresholds() -> None:
     )
 
 
+@pytest.mark.unit
 def test_a_queue_in_trouble_is_one_click_from_its_task_ranking() -> None:
     dashboard = OBJECTS[("dashboard", "queue-health")]
     references = {ref["name"]: ref for ref in dashboard["references"]}
@@ -114,6 +117,7 @@ def test_a_queue_in_trouble_is_one_click_from_its_task_ranking() -> None:
     assert task_mapping["template"]["mappings"]["properties"]["queue"]["type"] == "keyword"
 
 
+@pytest.mark.unit
 def test_every_rule_and_connector_file_is_well_formed_and_tagged_on_install() -> None:
     rules = [a for a in ALERTING.values() if a.kind == "rule"]
     assert {r.body["rule_type_id"] for r in rules} <= {".es-query", ".index-threshold"}  # basic licence
@@ -146,6 +150,8 @@ def monitored(es: ElasticsearchTarget) -> Elasticsearch:
     return client
 
 
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
 def test_queues_in_trouble_lists_warn_and_critical_lines_only(monitored: Elasticsearch) -> None:
     search = OBJECTS[("search", "queue-monitor-trouble")]
     title = kibana_objects.data_view(search, OBJECTS)["attributes"]["title"]
@@ -154,6 +160,8 @@ def test_queues_in_trouble_lists_warn_and_critical_lines_only(monitored: Elastic
     assert {hit["_source"].get("queue") for hit in hits} == {"default", "high", None}  # None: the Redis line
 
 
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
 def test_queue_table_shows_latest_status_and_worst_latency_per_queue(monitored: Elasticsearch) -> None:
     lens = OBJECTS[("lens", "queue-monitor-queues")]
     columns = kibana_objects.lens_layer(lens)["columns"]
@@ -220,6 +228,8 @@ def _rule_fires(client: Elasticsearch, rule: dict[str, Any]) -> bool:
     return any(value is not None and compare(float(value), float(params["threshold"][0])) for value in values)
 
 
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
 def test_rules_fire_on_the_samples_they_are_for(monitored: Elasticsearch) -> None:
     rules = {rule_id: asset.body for (kind, rule_id), asset in ALERTING.items() if kind == "rule"}
     fired = {rule_id: _rule_fires(monitored, rule) for rule_id, rule in rules.items()}
@@ -231,6 +241,8 @@ def test_rules_fire_on_the_samples_they_are_for(monitored: Elasticsearch) -> Non
     }
 
 
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
 def test_rules_stay_quiet_on_healthy_samples_and_the_silence_rule_sees_a_gap(es: ElasticsearchTarget) -> None:
     assert bootstrap(es, "--skip-kibana").returncode == 0
     client = es.client()
@@ -267,6 +279,7 @@ def run_kibana_only(es: ElasticsearchTarget, url: str) -> Any:
     return bootstrap(es, "--kibana-only", KIBANA_URL=url)
 
 
+@pytest.mark.elasticsearch
 def test_first_run_creates_the_connector_then_each_rule_enabled(es: ElasticsearchTarget) -> None:
     with kibana_with_alerting({}) as (url, requests):
         done = run_kibana_only(es, url)
@@ -287,6 +300,7 @@ def test_first_run_creates_the_connector_then_each_rule_enabled(es: Elasticsearc
         assert f"kibana: rule {rule.id}: created" in done.stdout
 
 
+@pytest.mark.elasticsearch
 def test_installed_rules_are_unchanged_or_updated_by_digest(es: ElasticsearchTarget) -> None:
     rules = [a for a in ALERTING.values() if a.kind == "rule"]
     installed = {a.api: {**a.body} for a in ALERTING.values() if a.kind == "connector"}
@@ -307,6 +321,7 @@ def test_installed_rules_are_unchanged_or_updated_by_digest(es: ElasticsearchTar
     assert all(f"kibana: rule {r.id}: unchanged" in done.stdout for r in rules[1:])
 
 
+@pytest.mark.elasticsearch
 def test_without_an_encryption_key_rules_are_skipped_with_the_reason(es: ElasticsearchTarget) -> None:
     with kibana_with_alerting({}, health={"has_permanent_encryption_key": False}) as (url, requests):
         done = run_kibana_only(es, url)
@@ -315,6 +330,7 @@ def test_without_an_encryption_key_rules_are_skipped_with_the_reason(es: Elastic
     assert "skipped (Kibana has no xpack.encryptedSavedObjects.encryptionKey" in done.stdout
 
 
+@pytest.mark.elasticsearch
 def test_a_rule_kibana_refuses_is_one_line_naming_its_file(es: ElasticsearchTarget) -> None:
     with kibana_with_alerting({}, status_for_writes=400) as (url, _):
         done = run_kibana_only(es, url)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from harness import kibana_objects
+from harness.es_cluster import stack_version
 from pipeline.bootstrap.saved_objects import ENCODED_ATTRIBUTES, decode, encode, file_text, load_saved_objects
-from tests.support import kibana_objects
-from tests.support.es_cluster import stack_version
+
+pytestmark = [pytest.mark.unit]
 
 REPO = Path(__file__).resolve().parents[1]
 INDEX_TEMPLATES = [

@@ -1,6 +1,6 @@
 """The saved searches' and the dashboard's queries, read from kibana/ and run on real data in the real cluster.
 
-The tests start no Kibana: ``tests.support.kibana_objects`` turns each object's query,
+The tests start no Kibana: ``harness.kibana_objects`` turns each object's query,
 sort and Lens columns into the request Kibana sends for them.
 """
 
@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from harness import kibana_objects
 from tests.conftest import ElasticsearchTarget, bootstrap
-from tests.support import kibana_objects
 from tests.support.documents import golden_documents, index_documents
+
+pytestmark = [pytest.mark.elasticsearch]
 
 
 def test_slowest_tasks_search_from_the_object_files_returns_descending_task_time(es: ElasticsearchTarget) -> None:

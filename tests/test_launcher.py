@@ -11,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from redis import Redis
 from rq import Queue
 
 from tests import tasks
 from tests.support.lines import parse
 from tests.support.workers import read_lines, worker_env
+
+pytestmark = [pytest.mark.redis]
 
 
 def launch(redis_url: str, env: dict[str, str], *args: str) -> tuple[subprocess.Popen, str, str]:

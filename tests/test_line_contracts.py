@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import kibana_objects
 from pipeline.lines import queue, task
 from pipeline.lines.fields import Field
-from tests.support import kibana_objects, logstash
+from tests.support import logstash
 
 pytestmark = [pytest.mark.unit]
 

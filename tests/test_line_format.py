@@ -29,6 +29,7 @@ def random_names(count: int) -> list[str]:
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(count)]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", random_names(400))
 def test_any_name_becomes_one_token_that_decodes_back(name: str) -> None:
     token = encode_name(name)
@@ -39,12 +40,14 @@ def test_any_name_becomes_one_token_that_decodes_back(name: str) -> None:
     assert parse(line)["task"] == name and parse(line)["worker"] == name
 
 
+@pytest.mark.unit
 def test_empty_and_dash_names_stay_distinguishable() -> None:
     assert encode_name("") == encode_name(None) == "-"
     assert encode_name("-") == "%2D"
     assert encode_name("jobs.send_mail") == "jobs.send_mail"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("seconds", [0.0, 1e-7, 1.9e-06, 0.052571, 3.0, 1e20, -0.002])
 def test_seconds_are_plain_decimals_with_microseconds(seconds: float) -> None:
     text = format_seconds(seconds)
@@ -55,6 +58,7 @@ def test_seconds_are_plain_decimals_with_microseconds(seconds: float) -> None:
     assert float(text) == pytest.approx(seconds, abs=5e-7)
 
 
+@pytest.mark.unit
 def test_line_clock_writes_milliseconds_in_its_zone_across_a_dst_change() -> None:
     clock = LineClock()
     moment = datetime(2026, 11, 21, 23, 48, 57, 244_900, tzinfo=UTC).timestamp()
@@ -66,6 +70,7 @@ def test_line_clock_writes_milliseconds_in_its_zone_across_a_dst_change() -> Non
     assert paris.format(before + 1) == "2026-10-25 02:00:00,000"  # clocks went back: CET
 
 
+@pytest.mark.unit
 def test_time_zone_setting() -> None:
     assert timezone_from_env({}) is UTC
     assert timezone_from_env({"TASK_TIME_TZ": "UTC"}) is UTC
@@ -76,6 +81,7 @@ def test_time_zone_setting() -> None:
             timezone_from_env({"TASK_TIME_TZ": unknown})
 
 
+@pytest.mark.redis
 def test_an_application_s_own_handlers_receive_structured_records(redis_url: str, tmp_path: Path) -> None:
     """An app that configures the ``pipeline.task_time`` logger keeps its handlers; no file is written."""
     script = textwrap.dedent(
@@ -121,6 +127,7 @@ def test_an_application_s_own_handlers_receive_structured_records(redis_url: str
     assert not log.exists()
 
 
+@pytest.mark.redis
 def test_benchmark_runs_and_prints_its_measurements() -> None:
     """Smoke only: the targets are judged by running the benchmark, never in a timed test."""
     jobs, pairs, calls = 3, 2, 50

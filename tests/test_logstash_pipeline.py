@@ -43,6 +43,7 @@ def grok_pattern() -> str:
     return grok.options["match"]["message"]
 
 
+@pytest.mark.jvm
 @pytest.mark.parametrize("name", list(golden.PAIRS))
 def test_golden_lines_become_the_golden_documents(name: str) -> None:
     """The checked-in documents are what the engines make of the lines.
@@ -55,6 +56,7 @@ def test_golden_lines_become_the_golden_documents(name: str) -> None:
         assert got == expected, text
 
 
+@pytest.mark.jvm
 @pytest.mark.parametrize("name", list(golden.PAIRS))
 def test_every_golden_line_is_kept_parsed_or_marked(name: str) -> None:
     texts = golden.lines(name)
@@ -67,6 +69,7 @@ def test_every_golden_line_is_kept_parsed_or_marked(name: str) -> None:
         assert parsed == ("task_time" in event and "timestamp" not in event)
 
 
+@pytest.mark.jvm
 def test_local_times_in_a_dst_gap_are_kept_unparsed_and_overlaps_read_as_the_first_pass() -> None:
     """Joda refuses a wall time the zone skips; of a wall time it passes twice, it takes the earlier instant."""
     paris = logstash.Pipeline(environ={"TASK_TIME_TZ": "Europe/Paris"})
@@ -84,6 +87,7 @@ def test_local_times_in_a_dst_gap_are_kept_unparsed_and_overlaps_read_as_the_fir
     assert after["@timestamp"] == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
 
 
+@pytest.mark.unit
 def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
     pattern = grok_pattern()
     labels = re.findall(r"([A-Z][\w-]*): %\{", pattern)
@@ -93,6 +97,7 @@ def test_grok_reads_the_labels_python_writes_in_the_same_order() -> None:
     assert grok.options["pattern_definitions"]["TASK_STATUS"].split("|") == list(line_format.STATUSES)
 
 
+@pytest.mark.unit
 def test_every_captured_field_is_in_the_template_mapping() -> None:
     properties = MAPPING["template"]["mappings"]["properties"]
     captured = re.findall(r"%\{\w+:(\w+)(?::(\w+))?\}", grok_pattern())
@@ -127,6 +132,7 @@ def _bad_numbers() -> list[str]:
     ]
 
 
+@pytest.mark.jvm
 @pytest.mark.parametrize("text", _bad_numbers())
 def test_a_number_the_pattern_cannot_read_whole_is_never_read_as_something_else(
     pipeline: logstash.Pipeline, text: str
@@ -137,6 +143,7 @@ def test_a_number_the_pattern_cannot_read_whole_is_never_read_as_something_else(
         assert "task_time" not in event and "wait_time" not in event
 
 
+@pytest.mark.jvm
 def test_numbers_python_writes_are_read_exactly(pipeline: logstash.Pipeline) -> None:
     rng = random.Random(7)
     values = [0.0, 1e-7, 1.9e-06, 5e-324, 123456789.123456, 1e22, -0.002] + [
@@ -148,12 +155,15 @@ def test_numbers_python_writes_are_read_exactly(pipeline: logstash.Pipeline) -> 
         assert event.get("task_time") == float(text), (text, event.get("tags"))
 
 
+@pytest.mark.jvm
 def test_a_line_with_a_carriage_return_is_kept_unparsed(pipeline: logstash.Pipeline) -> None:
     text = "Time: 2026-11-21 23:48:57,244 Task: jobs.x Task-time: 1.000000\r"
     event = pipeline.run(text, received=RECEIVED)
     assert event["message"] == text and "task_time_unparsed" in event["tags"]
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_lines_from_real_workers_parse_into_the_jobs_facts(
     pipeline: logstash.Pipeline, redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
@@ -191,6 +201,8 @@ def test_lines_from_real_workers_parse_into_the_jobs_facts(
     assert 1.0 <= events[jobs["timeout"].id]["task_time"] < 2.0
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_worker_and_logstash_agree_on_the_configured_zone(redis: Redis, redis_url: str, tmp_path: Path) -> None:
     log = tmp_path / "task-time.log"
     Queue("default", connection=redis).enqueue(tasks.no_op)
@@ -205,6 +217,7 @@ def test_worker_and_logstash_agree_on_the_configured_zone(redis: Redis, redis_ur
     assert abs(utc_reading["@timestamp"] - event["@timestamp"]) >= timedelta(hours=2)
 
 
+@pytest.mark.unit
 def test_file_input_reads_where_the_worker_writes_and_keeps_its_place() -> None:
     [file_input] = logstash.plugins(logstash.load()["input"], "file")
     options = file_input.options
@@ -217,6 +230,7 @@ def test_file_input_reads_where_the_worker_writes_and_keeps_its_place() -> None:
     assert "*.gz" in options["exclude"]
 
 
+@pytest.mark.jvm
 def test_output_names_the_daily_index_from_the_event_time_and_the_id_from_the_line(
     pipeline: logstash.Pipeline,
 ) -> None:
@@ -235,6 +249,7 @@ def test_output_names_the_daily_index_from_the_event_time_and_the_id_from_the_li
     assert paris["@metadata"]["_index"] == "task-time-2026.11.21"  # days are UTC days, as Logstash's %{+...}
 
 
+@pytest.mark.unit
 def test_the_output_needs_the_writer_password_from_the_environment() -> None:
     [output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
     with pytest.raises(KeyError, match="LOGSTASH_WRITER_PASSWORD"):
@@ -242,6 +257,8 @@ def test_the_output_needs_the_writer_password_from_the_environment() -> None:
     assert logstash.substitute(output.options["password"], {"LOGSTASH_WRITER_PASSWORD": "s3"}) == "s3"
 
 
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
 def test_routed_lines_land_in_templated_indices_once_on_the_real_cluster(
     es: ElasticsearchTarget, pipeline: logstash.Pipeline
 ) -> None:
@@ -269,6 +286,7 @@ def test_routed_lines_land_in_templated_indices_once_on_the_real_cluster(
     assert unparsed == sum("task_time_unparsed" in event.get("tags", []) for event in events[:-1]) > 0
 
 
+@pytest.mark.unit
 def test_logstash_settings_keep_events_through_outages() -> None:
     settings = yaml.safe_load((REPO / "logstash" / "config" / "logstash.yml").read_text())
     assert settings["queue.type"] == "persisted"

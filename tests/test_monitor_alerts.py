@@ -10,11 +10,12 @@ import pytest
 from redis import Redis
 from rq import Queue
 
+from harness.monitor import grant_monitor, monitor_url
+from harness.redis_server import RedisServer
 from pipeline.monitor.judge import parse_latency_limits
 from pipeline.monitor.options import parse_args
 from tests import tasks
-from tests.support.monitor import grant_monitor, monitor_url, read_events, run_monitor
-from tests.support.redis_server import RedisServer
+from tests.support.monitor import read_events, run_monitor
 
 
 @pytest.fixture
@@ -41,6 +42,7 @@ def _worker_heartbeat(redis: Redis, queue: str, name: str = "w1") -> None:
     redis.sadd(f"rq:workers:{queue}", f"rq:worker:{name}")
 
 
+@pytest.mark.redis
 def test_an_empty_healthy_redis_is_ok(url: str) -> None:
     code, lines = _check(url, "--check-window", "0")
     assert code == 0
@@ -48,6 +50,7 @@ def test_an_empty_healthy_redis_is_ok(url: str) -> None:
     assert lines[0].endswith("% of maxmemory")
 
 
+@pytest.mark.redis
 def test_jobs_and_no_live_worker_is_critical_and_a_live_worker_clears_it(redis: Redis, url: str) -> None:
     Queue("default", connection=redis).enqueue(tasks.no_op)
     code, lines = _check(url, "--check-window", "0")
@@ -58,6 +61,7 @@ def test_jobs_and_no_live_worker_is_critical_and_a_live_worker_clears_it(redis: 
     assert code == 0 and len(lines) == 1 and lines[0].startswith("OK nagios: 1 queues")
 
 
+@pytest.mark.redis
 def test_policy_and_missing_maxmemory_warn_with_the_reason(redis: Redis, url: str) -> None:
     redis.config_set("maxmemory-policy", "allkeys-lru")
     code, lines = _check(url, "--check-window", "0")
@@ -71,6 +75,7 @@ def test_policy_and_missing_maxmemory_warn_with_the_reason(redis: Redis, url: st
     )
 
 
+@pytest.mark.redis
 def test_latency_limits_per_queue(redis: Redis, url: str) -> None:
     old = (datetime.now(UTC) - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for name in ("high", "default", "low"):
@@ -86,6 +91,7 @@ def test_latency_limits_per_queue(redis: Redis, url: str) -> None:
     assert _check(url, "--check-window", "0", TASK_TIME_MONITOR_MAX_LATENCY="high=300")[0] == 0
 
 
+@pytest.mark.redis
 def test_abandoned_and_overdue_scheduled_jobs_warn(redis: Redis, url: str) -> None:
     redis.zadd("rq:wip:default", {"job:exec": time.time() - 1})
     redis.sadd("rq:queues", "rq:queue:default")
@@ -98,6 +104,7 @@ def test_abandoned_and_overdue_scheduled_jobs_warn(redis: Redis, url: str) -> No
     assert _check(url, "--check-window", "0", "--scheduled-grace", "600")[0] == 0
 
 
+@pytest.mark.redis
 def test_memory_thresholds_are_flags_and_environment_variables(redis: Redis, url: str) -> None:
     used = redis.info("memory")["used_memory"]
     redis.config_set("maxmemory", str(int(used / 0.85)))
@@ -107,6 +114,8 @@ def test_memory_thresholds_are_flags_and_environment_variables(redis: Redis, url
     assert _check(url, "--check-window", "0", TASK_TIME_MONITOR_MEMORY_WARN="88")[0] == 0
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_the_loop_writes_status_and_reason_in_every_line(redis: Redis, url: str, tmp_path: Path) -> None:
     Queue("default", connection=redis).enqueue(tasks.no_op)
     redis.config_set("maxmemory-policy", "volatile-lru")
@@ -119,6 +128,7 @@ def test_the_loop_writes_status_and_reason_in_every_line(redis: Redis, url: str,
     assert redis_line["maxmemory_policy"] == "volatile-lru"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("argument", "message"),
     [
@@ -135,6 +145,7 @@ def test_bad_options_are_one_line_and_exit_2(argument: list[str], message: str, 
     assert not (tmp_path / "m.log").exists()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("variable", "value"), [("TASK_TIME_MONITOR_INTERVAL", "soon"), ("TASK_TIME_MONITOR_HEAD", "2.5")]
 )
@@ -149,12 +160,14 @@ def test_a_bad_environment_value_names_its_variable_and_exits_2(
     assert (taken.interval, taken.head) == ((3.0, 10) if variable.endswith("INTERVAL") else (15.0, 3))
 
 
+@pytest.mark.unit
 def test_latency_limits_parse() -> None:
     assert parse_latency_limits("high=30, default=300") == {"high": 30.0, "default": 300.0}
     assert parse_args(["--max-latency", "a=b=1"], environ={}).thresholds.latency_limit("a=b") == 1.0
     assert parse_args([], environ={}).thresholds.latency_limit("anything") == 300.0
 
 
+@pytest.mark.redis
 def test_a_log_that_cannot_be_opened_is_refused_at_start_in_one_line(url: str, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")  # a file where the log's folder should be

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from pipeline import settings
@@ -21,6 +22,7 @@ from tests.test_compose import (  # noqa: F401  (project is the compose-go fixtu
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.compose
 def test_the_monitor_writes_where_logstash_reads_its_lines(project: dict[str, Any]) -> None:  # noqa: F811
     monitor, shipper = assert_logstash_reads(
         project["services"], "monitor", "TASK_TIME_MONITOR_LOG", settings.MONITOR_LOG.default, CONFIG
@@ -29,6 +31,7 @@ def test_the_monitor_writes_where_logstash_reads_its_lines(project: dict[str, An
     assert monitor["command"] == ["python", "-m", "pipeline.monitor"]
 
 
+@pytest.mark.compose
 def test_logstash_runs_both_pipelines_and_its_healthcheck_asks_for_each(project: dict[str, Any]) -> None:  # noqa: F811
     shipper = project["services"]["logstash"]
     mount = volume_at(shipper, "/usr/share/logstash/config/pipelines.yml")
@@ -40,6 +43,7 @@ def test_logstash_runs_both_pipelines_and_its_healthcheck_asks_for_each(project:
     assert "/_node/pipelines/main" not in check  # pipelines.yml replaces the image's main pipeline
 
 
+@pytest.mark.compose
 def test_the_monitor_reads_redis_as_the_read_only_acl_user(project: dict[str, Any]) -> None:  # noqa: F811
     services = project["services"]
     password = env_file()["REDIS_MONITOR_PASSWORD"]
@@ -54,6 +58,7 @@ def test_the_monitor_reads_redis_as_the_read_only_acl_user(project: dict[str, An
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
 
 
+@pytest.mark.compose
 def test_the_healthcheck_is_the_check_and_tolerates_warn(project: dict[str, Any]) -> None:  # noqa: F811
     monitor = project["services"]["monitor"]
     [kind, script] = monitor["healthcheck"]["test"]
@@ -67,6 +72,7 @@ def test_the_healthcheck_is_the_check_and_tolerates_warn(project: dict[str, Any]
         assert (done.returncode == 0) == healthy, (code, done)
 
 
+@pytest.mark.unit
 def test_the_env_file_documents_the_pile_up_demo() -> None:
     text = (REPO / ".env").read_text()
     assert "PRODUCER_RATE=8" in text and "REDIS_MAXMEMORY=4mb" in text

@@ -6,20 +6,15 @@ import itertools
 import time
 from pathlib import Path
 
+import pytest
 from redis import Redis
 
+from harness.monitor import PASSWORD, grant_monitor, monitor_url
+from harness.redis_server import RedisServer, free_port
 from pipeline.monitor import acl
-from tests.support.monitor import (
-    PASSWORD,
-    grant_monitor,
-    monitor_url,
-    read_events,
-    run_monitor,
-    start_monitor,
-    start_redis,
-    stop,
-)
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.monitor import read_events, run_monitor, start_monitor, start_redis, stop
+
+pytestmark = [pytest.mark.redis, pytest.mark.jvm]
 
 FAST = ("--interval", "0.2", "--max-backoff", "0.8", "--name", "mon-a")
 

@@ -13,13 +13,14 @@ from elasticsearch import AuthorizationException, Elasticsearch
 from redis import Redis
 from rq import Queue
 
+from harness.monitor import grant_monitor, monitor_url
+from harness.redis_server import RedisServer
 from pipeline import settings
 from tests import tasks
 from tests.conftest import ElasticsearchTarget
 from tests.support import logstash
-from tests.support.monitor import CONFIG, grant_monitor, monitor_url, read_events, run_monitor
+from tests.support.monitor import CONFIG, read_events, run_monitor
 from tests.support.queue_monitor_golden import EXPECTED, documents, golden_lines
-from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "queue-monitor-mappings.json").read_text())
@@ -31,6 +32,7 @@ def _grok() -> logstash.Plugin:
     return grok
 
 
+@pytest.mark.jvm
 def test_golden_lines_become_the_golden_documents() -> None:
     expected = json.loads(EXPECTED.read_text(encoding="utf-8"))
     assert len(golden_lines()) == len(expected)
@@ -38,6 +40,7 @@ def test_golden_lines_become_the_golden_documents() -> None:
         assert got == wanted, text
 
 
+@pytest.mark.jvm
 def test_every_golden_line_is_kept_parsed_or_marked() -> None:
     parsed = 0
     for text, got in zip(golden_lines(), documents(), strict=True):
@@ -50,6 +53,8 @@ def test_every_golden_line_is_kept_parsed_or_marked() -> None:
     assert parsed == 11  # the rest are malformed on purpose
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_real_monitor_lines_parse_into_the_sampled_values(
     redis: Redis, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -66,6 +71,7 @@ def test_real_monitor_lines_parse_into_the_sampled_values(
     assert 0 <= queue_line["latency"] < 30
 
 
+@pytest.mark.unit
 def test_file_inputs_split_the_logs_between_the_two_pipelines() -> None:
     [monitor_input] = logstash.plugins(logstash.load(CONFIG)["input"], "file")
     [task_input] = logstash.plugins(logstash.load()["input"], "file")
@@ -83,6 +89,7 @@ def test_file_inputs_split_the_logs_between_the_two_pipelines() -> None:
     assert Path(settings.MONITOR_LOG.default).parent == Path(settings.TASK_LOG.default).parent
 
 
+@pytest.mark.unit
 def test_pipelines_yml_runs_every_pipeline_file_once() -> None:
     pipelines = yaml.safe_load((REPO / "logstash" / "config" / "pipelines.yml").read_text())
     configs = {entry["pipeline.id"]: entry["path.config"] for entry in pipelines}
@@ -92,6 +99,7 @@ def test_pipelines_yml_runs_every_pipeline_file_once() -> None:
     }
 
 
+@pytest.mark.unit
 def test_output_is_the_same_writer_creating_daily_indices_the_template_covers() -> None:
     [output] = logstash.plugins(logstash.load(CONFIG)["output"], "elasticsearch")
     [task_output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
@@ -110,6 +118,8 @@ def golden_documents() -> list[dict]:
     return documents()
 
 
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
 def test_the_writer_bulk_creates_golden_documents_as_mapped(
     es: ElasticsearchTarget, writer: Elasticsearch, golden_documents: list[dict]
 ) -> None:
@@ -140,6 +150,8 @@ def test_the_writer_bulk_creates_golden_documents_as_mapped(
         writer.search(index="queue-monitor-*")
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_monitor_and_logstash_agree_on_the_configured_zone(
     redis: Redis, redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -18,18 +18,12 @@ from redis import Redis
 from redis.exceptions import NoPermissionError
 from rq import Queue
 
+from harness.monitor import CountingConnection, counting_client, grant_monitor, monitor_url
+from harness.redis_server import RedisServer
 from pipeline.monitor import acl
 from pipeline.monitor.sample import COMMANDS_PER_QUEUE, take_sample
 from tests import tasks
-from tests.support.monitor import (
-    CountingConnection,
-    counting_client,
-    grant_monitor,
-    monitor_url,
-    read_events,
-    run_monitor,
-)
-from tests.support.redis_server import RedisServer
+from tests.support.monitor import read_events, run_monitor
 from tests.support.workers import run_burst_worker, start_worker, stop_process
 
 
@@ -51,6 +45,7 @@ def _wait(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-de
         time.sleep(0.05)
 
 
+@pytest.mark.redis
 def test_the_acl_user_can_read_rq_keys_and_info_but_not_write_or_scan(redis: Redis, reader: Redis) -> None:
     Queue("default", connection=redis).enqueue(tasks.no_op)
     assert reader.llen("rq:queue:default") == 1
@@ -68,6 +63,7 @@ def test_the_acl_user_can_read_rq_keys_and_info_but_not_write_or_scan(redis: Red
     assert redis.llen("rq:queue:default") == 1
 
 
+@pytest.mark.redis
 def test_a_sample_reads_every_field(redis: Redis, reader: Redis, redis_server: RedisServer, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     work = Queue("work", connection=redis)
@@ -116,6 +112,7 @@ def test_a_sample_reads_every_field(redis: Redis, reader: Redis, redis_server: R
         stop_process(worker)
 
 
+@pytest.mark.redis
 def test_a_sample_is_three_round_trips_and_a_fixed_number_of_commands_per_queue(redis: Redis, reader: Redis) -> None:
     client = counting_client(reader)
     for queues, length in ((1, 1), (40, 1), (40, 2000)):
@@ -138,6 +135,8 @@ def _flags(redis: Redis, command: str) -> list[str]:
     return redis.execute_command("COMMAND", "INFO", command)[command]["flags"]
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_a_sample_writes_nothing(redis: Redis, redis_server: RedisServer, tmp_path: Path) -> None:
     grant_monitor(redis)
     queue = Queue("default", connection=redis)
@@ -180,6 +179,7 @@ def test_a_sample_writes_nothing(redis: Redis, redis_server: RedisServer, tmp_pa
     assert not writes, writes
 
 
+@pytest.mark.unit
 def test_the_acl_in_the_docs_is_the_one_the_monitor_is_tested_with() -> None:
     page = (Path(__file__).resolve().parents[1] / "docs" / "queue-health.md").read_text()
     assert acl.acl_line("PASSWORD") in page

@@ -19,15 +19,18 @@ from redis import Redis
 from redis.exceptions import OutOfMemoryError
 from rq import Queue
 
+from harness.monitor import grant_monitor, monitor_url
+from harness.redis_server import RedisServer
 from pipeline.appender import Appender
 from pipeline.lines.clock import LineClock
 from pipeline.monitor.cli import Monitor
 from pipeline.monitor.options import parse_args
 from pipeline.monitor.sample import take_sample
 from tests import tasks
-from tests.support.monitor import grant_monitor, monitor_url, read_events, run_monitor
-from tests.support.redis_server import RedisServer
+from tests.support.monitor import read_events, run_monitor
 from tests.support.workers import start_worker, stop_process
+
+pytestmark = [pytest.mark.redis, pytest.mark.jvm]
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def long_name_line(name: str) -> str:
     return format_line(1_763_800_000.0, format_fields(execution))
 
 
+@pytest.mark.jvm
 @pytest.mark.parametrize("kind", list(hostile_names()))
 def test_names_elasticsearch_would_refuse_are_cut_and_tagged(pipeline: logstash.Pipeline, kind: str) -> None:
     text = long_name_line(hostile_names()[kind])
@@ -54,12 +55,14 @@ def test_names_elasticsearch_would_refuse_are_cut_and_tagged(pipeline: logstash.
         assert full.startswith(value)
 
 
+@pytest.mark.jvm
 def test_ordinary_names_are_left_alone(pipeline: logstash.Pipeline) -> None:
     name = "jobs." + "x" * 1019  # exactly 1,024 bytes
     event = pipeline.run(long_name_line(name))
     assert event["task_name"] == name and "tags" not in event
 
 
+@pytest.mark.unit
 def test_every_name_the_grok_captures_is_capped() -> None:
     config = logstash.load()
     grok = logstash.line_grok(config)
@@ -68,6 +71,7 @@ def test_every_name_the_grok_captures_is_capped() -> None:
     assert set(truncate.options["fields"]) == captured
 
 
+@pytest.mark.unit
 def test_a_cut_backs_up_to_a_whole_character_as_the_truncate_plugin_does() -> None:
     # logstash-filter-truncate byteslices, then drops bytes until the last character is whole.
     assert logstash._cut_utf8("ab\U0001f600", 5) == "ab"
@@ -76,6 +80,7 @@ def test_a_cut_backs_up_to_a_whole_character_as_the_truncate_plugin_does() -> No
     assert logstash._cut_utf8("abc", 2) == "ab"
 
 
+@pytest.mark.jvm
 @pytest.mark.parametrize(
     "text",
     [
@@ -95,12 +100,14 @@ def test_an_unparsed_line_read_again_on_another_day_gets_the_same_index_and_id(
     assert "timestamp" not in first
 
 
+@pytest.mark.jvm
 def test_an_unparsed_line_in_the_writers_zone_is_filed_under_its_instant() -> None:
     text = "Time: 2026-11-21 23:50:06,000 Task: jobs.x Task-t"
     event = logstash.Pipeline(environ={"TASK_TIME_TZ": "Asia/Tokyo"}).run(text, received=DAY_TWO)
     assert event["@timestamp"] == datetime(2026, 11, 21, 14, 50, 6, tzinfo=UTC)
 
 
+@pytest.mark.jvm
 @pytest.mark.parametrize("text", ["no time at all", "Time: 2026-13-45 99:00:00,000 Task: jobs.x Task-time: 1", ""])
 def test_an_unparsed_line_without_a_readable_time_goes_by_the_day_it_is_read(
     pipeline: logstash.Pipeline, text: str
@@ -112,12 +119,14 @@ def test_an_unparsed_line_without_a_readable_time_goes_by_the_day_it_is_read(
     assert "timestamp" not in event or "task_time" in event
 
 
+@pytest.mark.unit
 def test_the_output_silences_exactly_the_duplicate_error() -> None:
     [output] = logstash.plugins(logstash.load()["output"], "elasticsearch")
     assert output.options["action"] == "create"
     assert output.options["silence_errors_in_log"] == ["version_conflict_engine_exception"]
 
 
+@pytest.mark.unit
 def test_the_unparsed_line_time_is_read_with_the_line_groks_own_pattern() -> None:
     config = logstash.load()
     [prefix] = [g for g in logstash.plugins(config["filter"], "grok") if g.options["id"] == "task_time_unparsed_time"]

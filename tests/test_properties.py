@@ -15,15 +15,18 @@ from decimal import Decimal
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, available_timezones
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.engines import engines
 from pipeline.lines import task as line
 from pipeline.lines.clock import LineClock, format_line
 from pipeline.lines.fields import encode_name
 from pipeline.lines.task import read_line
 from tests.support import logstash
-from tests.support.engines import engines
+
+pytestmark = [pytest.mark.jvm]
 
 EXAMPLES = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 FIRST, LAST = 0, int(datetime(2040, 1, 1, tzinfo=UTC).timestamp())  # LineClock writes times from the epoch on

@@ -15,16 +15,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from elasticsearch import Elasticsearch
 
+from harness import kibana_objects
 from tests.conftest import ElasticsearchTarget, bootstrap
-from tests.support import kibana_objects
 
 REPO = Path(__file__).resolve().parents[1]
 MAPPING = json.loads((REPO / "elasticsearch" / "component-templates" / "task-time-mappings.json").read_text())
 EXECUTIONS = 2000
 
 
+@pytest.mark.elasticsearch
 def test_benchmark_prints_a_ratio_per_saved_search_and_panel_and_bytes_per_execution(
     es: ElasticsearchTarget, writer: Elasticsearch
 ) -> None:
@@ -86,6 +88,7 @@ def _mapped(field: str) -> dict:
     return spec
 
 
+@pytest.mark.unit
 def test_every_field_kibana_sorts_or_aggregates_keeps_doc_values() -> None:
     used = set()
     for (type_, _), saved in kibana_objects.reading("task-time", kibana_objects.objects()).items():
@@ -99,6 +102,7 @@ def test_every_field_kibana_sorts_or_aggregates_keeps_doc_values() -> None:
         assert _mapped(field).get("doc_values", True), f"Kibana sorts or aggregates on {field}: it needs doc values"
 
 
+@pytest.mark.elasticsearch
 def test_job_ids_and_unparsed_lines_stay_searchable(es: ElasticsearchTarget) -> None:
     assert bootstrap(es, "--skip-kibana").returncode == 0
     client = es.client()

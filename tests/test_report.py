@@ -108,6 +108,7 @@ def log(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.unit
 def test_json_is_the_documented_schema_with_every_figure(log: Path) -> None:
     document = report_json(str(log))
     assert list(document) == ["tasks", "lines", "parsed", "unparsed", "first", "last", "queues"]
@@ -126,6 +127,7 @@ def test_json_is_the_documented_schema_with_every_figure(log: Path) -> None:
         assert all(isinstance(row[key], float) for key in ("total", "mean", "p50", "p95", "p99", "max"))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("by", "order"),
     [
@@ -140,6 +142,7 @@ def test_by_ranks_largest_first(log: Path, by: str, order: list[str]) -> None:
     assert [row["task"] for row in report_json(str(log), "--by", by)["tasks"]] == order
 
 
+@pytest.mark.unit
 def test_top_keeps_the_first_rows_and_the_table_says_how_many_there_are(tmp_path: Path) -> None:
     path = tmp_path / "task-time.log"
     write_log(path, [(f"jobs.t{index:02d}", float(index + 1), "q", "finished", None) for index in range(25)])
@@ -152,6 +155,7 @@ def test_top_keeps_the_first_rows_and_the_table_says_how_many_there_are(tmp_path
     assert "jobs.t00" in report(str(path), "--top", "0").stdout.decode()
 
 
+@pytest.mark.unit
 def test_since_and_until_take_iso_times_in_the_log_zone(log: Path) -> None:
     document = report_json(str(log), "--since", "2026-11-21T10:10", "--until", "2026-11-21 10:13:00Z")
     assert [row["task"] for row in document["tasks"]] == ["jobs.slow"]
@@ -164,6 +168,7 @@ def test_since_and_until_take_iso_times_in_the_log_zone(log: Path) -> None:
     assert report_json(str(log), "--since", "2026-11-21T11:10:00+01:00")["first"] == "2026-11-21T10:10:00.000Z"
 
 
+@pytest.mark.unit
 def test_since_takes_relative_times(tmp_path: Path) -> None:
     path = tmp_path / "task-time.log"
     now = time.time()
@@ -178,6 +183,7 @@ def test_since_takes_relative_times(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1 and "yesterday" in bad.stderr.decode()
 
 
+@pytest.mark.unit
 def test_queue_and_status_select_by_decoded_names(log: Path) -> None:
     [row] = report_json(str(log), "--queue", "q q")["tasks"]
     assert row["task"] == "send mail\nnow"
@@ -188,6 +194,7 @@ def test_queue_and_status_select_by_decoded_names(log: Path) -> None:
     assert report(str(log), "--status", "running").returncode == 2
 
 
+@pytest.mark.unit
 def test_csv_has_the_json_keys_and_values(log: Path) -> None:
     done = report(str(log), "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(done.stdout.decode())))
@@ -199,6 +206,7 @@ def test_csv_has_the_json_keys_and_values(log: Path) -> None:
             assert (float(row[key]) if row[key] else None) == wanted[key], key
 
 
+@pytest.mark.unit
 def test_the_table_is_aligned_human_and_plain(log: Path) -> None:
     done = report(str(log))
     assert done.returncode == 0 and done.stderr == b""
@@ -214,6 +222,7 @@ def test_the_table_is_aligned_human_and_plain(log: Path) -> None:
     assert "from 2026-11-21T10:00:00.000Z to 2026-11-21T10:17:00.000Z" in text
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(1.2, "1.2 s"), (0.34, "340 ms"), (150, "2.5 min"), (0.0000034, "3.4 µs"), (0, "0 s"), (0.9997, "1 s"),
@@ -223,6 +232,7 @@ def test_human_durations(seconds: float | None, text: str) -> None:
     assert human(seconds) == text
 
 
+@pytest.mark.unit
 def test_unparsed_lines_are_counted_and_shown_with_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "task-time.log"
     write_log(path, EXECUTIONS[:3], extra="Traceback (most recent call last):\nTime: 2026-02-30 10:00:00,000 Task: x "
@@ -238,6 +248,7 @@ def test_unparsed_lines_are_counted_and_shown_with_file_and_line(tmp_path: Path)
     assert f"{path}:4: Traceback" in report(str(path), "--show-unparsed", "1", "--format", "json").stderr.decode()
 
 
+@pytest.mark.unit
 def test_default_input_is_task_time_log_and_its_rotated_names(tmp_path: Path) -> None:
     live = tmp_path / "task-time.log"
     write_log(live, EXECUTIONS[:2])
@@ -251,17 +262,20 @@ def test_default_input_is_task_time_log_and_its_rotated_names(tmp_path: Path) ->
     assert report_json(str(tmp_path))["lines"] == 10  # a folder: all its logs
 
 
+@pytest.mark.unit
 def test_stdin_when_piped_or_named_dash(log: Path) -> None:
     data = log.read_bytes()
     assert report_json(stdin=data)["lines"] == len(EXECUTIONS)
     assert report_json("-", stdin=gzip.compress(data))["lines"] == len(EXECUTIONS)
 
 
+@pytest.mark.unit
 def test_compressed_files_are_recognised_by_content(tmp_path: Path, log: Path) -> None:
     (tmp_path / "no-suffix").write_bytes(gzip.compress(log.read_bytes()) + gzip.compress(log.read_bytes()))
     assert report_json(str(tmp_path / "no-suffix"))["lines"] == 2 * len(EXECUTIONS)  # two gzip members
 
 
+@pytest.mark.unit
 def test_a_missing_or_unreadable_file_is_skipped_said_and_exit_2(tmp_path: Path, log: Path) -> None:
     missing = tmp_path / "gone.log"
     not_a_file = log / "x.log"
@@ -280,6 +294,7 @@ def test_a_missing_or_unreadable_file_is_skipped_said_and_exit_2(tmp_path: Path,
     assert done.returncode == 2 and "no task-time log at" in done.stderr.decode().splitlines()[0]
 
 
+@pytest.mark.unit
 def test_a_truncated_gz_counts_what_it_could_read_says_so_and_exits_1(tmp_path: Path, log: Path) -> None:
     whole = gzip.compress(log.read_bytes() * 50)
     damaged = tmp_path / "task-time.log.1.gz"
@@ -299,11 +314,13 @@ def test_a_truncated_gz_counts_what_it_could_read_says_so_and_exits_1(tmp_path: 
     assert done.returncode == 1 and "compressed data is corrupt" in done.stderr.decode()
 
 
+@pytest.mark.unit
 def test_a_bad_zone_is_one_line_and_exit_2(log: Path) -> None:
     done = report(str(log), env={"TASK_TIME_TZ": "Mars/Olympus"})
     assert done.returncode == 2 and done.stderr.decode().count("\n") == 1 and "Mars/Olympus" in done.stderr.decode()
 
 
+@pytest.mark.unit
 def test_progress_shows_only_on_a_terminal() -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -318,6 +335,7 @@ def test_progress_shows_only_on_a_terminal() -> None:
     assert hidden.getvalue() == ""
 
 
+@pytest.mark.unit
 def test_other_line_readers_are_offered_the_lines_tasks_do_not_take() -> None:
     class MonitorLines:
         def __init__(self) -> None:
@@ -336,6 +354,8 @@ def test_other_line_readers_are_offered_the_lines_tasks_do_not_take() -> None:
     assert (tally.lines, tally.parsed, tally.unparsed) == (3, 2, 1)
 
 
+@pytest.mark.redis
+@pytest.mark.jvm
 def test_real_workers_lines_read_like_the_pipeline_in_every_status(
     redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
@@ -386,6 +406,7 @@ def pipeline_zone(environ: dict[str, str]):
     return timezone_from_env(environ)
 
 
+@pytest.mark.unit
 def test_benchmark_runs_and_prints_its_ratios() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.report", "--lines", "3000", "--rounds", "1"],
@@ -396,6 +417,7 @@ def test_benchmark_runs_and_prints_its_ratios() -> None:
     assert "bytes per execution" in done.stdout and "lines/s" in done.stdout
 
 
+@pytest.mark.unit
 def test_every_line_counts_even_the_last_one_without_a_newline(tmp_path: Path) -> None:
     path = tmp_path / "task-time.log"
     lines = write_log(path, EXECUTIONS[:3])

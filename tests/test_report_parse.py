@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from harness.engines import engines
 from pipeline.lines import clock
 from pipeline.lines import fields as line_fields
 from pipeline.lines import task as line_format
@@ -25,7 +26,6 @@ from pipeline.report import stats
 from pipeline.report.reader import Tally
 from pipeline.report.stats import BAND_MINIMUM, Samples, task_rows
 from tests.support import logstash
-from tests.support.engines import engines
 from tests.test_line_format import random_names
 from tests.test_logstash_pipeline import _bad_numbers
 
@@ -71,10 +71,12 @@ def whole_file_reading(lines: list[str], environ: dict[str, str]) -> Tally:
     return tally
 
 
+@pytest.mark.jvm
 def test_golden_lines_are_read_as_the_pipeline_reads_them() -> None:
     assert_same_reading(golden_lines(), {})
 
 
+@pytest.mark.jvm
 def test_the_chunk_scan_decides_like_the_pipeline_for_golden_lines() -> None:
     lines = golden_lines()
     pipeline = logstash.Pipeline(environ={})
@@ -101,6 +103,7 @@ def _mutations(rng: random.Random, text: str) -> list[str]:
     return variants
 
 
+@pytest.mark.jvm
 def test_near_misses_of_real_lines_are_decided_like_the_pipeline() -> None:
     rng = random.Random(3)
     clock = LineClock()
@@ -120,6 +123,7 @@ def test_near_misses_of_real_lines_are_decided_like_the_pipeline() -> None:
     assert_same_reading(lines, {})
 
 
+@pytest.mark.jvm
 @pytest.mark.parametrize("text", _bad_numbers())
 def test_numbers_the_grok_cannot_read_whole_are_refused_like_the_pipeline(text: str) -> None:
     lines = [
@@ -130,6 +134,7 @@ def test_numbers_the_grok_cannot_read_whole_are_refused_like_the_pipeline(text: 
     assert all(report_reading(line, {}) is None for line in lines)
 
 
+@pytest.mark.jvm
 def test_numbers_python_writes_are_the_same_floats() -> None:
     rng = random.Random(7)
     values = [0.0, 1e-7, 1.9e-06, 5e-324, 123456789.123456, 1e22, -0.002, 1e308] + [
@@ -143,6 +148,7 @@ def test_numbers_python_writes_are_the_same_floats() -> None:
     assert_same_reading(lines, {})
 
 
+@pytest.mark.jvm
 def test_impossible_dates_are_unparsed_like_the_pipeline() -> None:
     days = ["2026-02-29", "2024-02-29", "2100-02-29", "2000-02-29", "2026-04-31", "2026-12-31", "2026-00-01"]
     times = ["00:00:00,000", "23:59:59,999", "24:00:00,000", "23:60:00,000", "23:59:60,000"]
@@ -173,6 +179,7 @@ ZONE_LINES = [
 ]
 
 
+@pytest.mark.jvm
 @pytest.mark.parametrize("zone", ["Europe/Paris", "America/St_Johns", "America/New_York", "UTC"])
 def test_times_in_a_zone_with_daylight_saving_are_decided_and_read_as_the_pipeline_does(zone: str) -> None:
     lines = [f"Time: {stamp} Task: jobs.x Task-time: 1.5" for stamp in ZONE_LINES]
@@ -184,6 +191,7 @@ def test_times_in_a_zone_with_daylight_saving_are_decided_and_read_as_the_pipeli
         assert tally.unparsed >= 1  # each of these zones skips one of the times
 
 
+@pytest.mark.jvm
 def test_the_first_year_a_line_can_hold_is_read_as_joda_reads_it() -> None:
     """Year 0000: Joda reads it, Python's datetime (and so the pipeline interpreter) cannot hold it."""
     engine = engines()
@@ -195,11 +203,13 @@ def test_the_first_year_a_line_can_hold_is_read_as_joda_reads_it() -> None:
         assert fields is not None and fields["epoch_millis"] == millis, stamp
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", [*random_names(300), "", "-", "%2D", "100%", "a%41"])
 def test_names_are_decoded_exactly(name: str) -> None:
     assert decode_name(line_fields.encode_name(name).encode("utf-8")) == name
 
 
+@pytest.mark.unit
 def test_hand_written_spellings_of_one_name_are_one_task() -> None:
     tally = Tally(keep_unparsed=0)
     tally.feed(
@@ -211,6 +221,7 @@ def test_hand_written_spellings_of_one_name_are_one_task() -> None:
     assert (row.task, row.executions, row.total) == ("aA", 2, 3.0)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("count", [1, 2, 3, 10, 101, 5000])
 def test_percentiles_are_exact_linear_interpolation(count: int) -> None:
     rng = random.Random(count)
@@ -248,6 +259,7 @@ def _samples(values: list[float], seal_every: int) -> Samples:
     return samples
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("seed", range(8))
 def test_high_percentiles_read_from_the_largest_samples_alone_are_exact(seed: int) -> None:
     """A high percentile asked first sorts only the samples above a threshold, and equals the full sort's."""
@@ -267,6 +279,7 @@ def test_high_percentiles_read_from_the_largest_samples_alone_are_exact(seed: in
         assert samples.sorted == 0, "the blocks should stay unsorted"
 
 
+@pytest.mark.unit
 def test_a_threshold_the_sample_misjudges_falls_back_to_sorting_everything() -> None:
     # The values the threshold is picked from (one in a stride) are the largest: too few are kept.
     stride = stats._STRIDE
@@ -276,6 +289,7 @@ def test_a_threshold_the_sample_misjudges_falls_back_to_sorting_everything() -> 
     assert samples.sorted == len(samples.blocks) == 1
 
 
+@pytest.mark.unit
 def test_a_utc_clock_is_utc_however_it_is_named() -> None:
     assert LineClock(UTC).is_utc and LineClock(ZoneInfo("UTC")).is_utc
     assert not LineClock(ZoneInfo("Europe/London")).is_utc

@@ -5,17 +5,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from redis import Redis
 from rq import Queue
 
+from harness.monitor import grant_monitor, monitor_url
+from harness.redis_server import RedisServer
 from pipeline.lines import queue as monitor_line
 from pipeline.lines.clock import LineClock, format_line
 from pipeline.lines.fields import decode_name
 from pipeline.report.queues import QueueLines
 from tests import tasks
 from tests.support import logstash
-from tests.support.monitor import QUEUE_VALUES, grant_monitor, monitor_url, run_monitor
-from tests.support.redis_server import RedisServer
+from tests.support.monitor import QUEUE_VALUES, run_monitor
 from tests.test_report import report, report_json, write_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +30,7 @@ def queue_line(timestamp: float, queue: str, status: str, depth: int, latency: f
     return format_line(timestamp, monitor_line.format_fields("m.1", status, "queue", values), LineClock())
 
 
+@pytest.mark.jvm
 def test_every_golden_monitor_line_is_taken_or_left_as_the_pipeline_decides() -> None:
     lines = GOLDEN.read_text(encoding="utf-8").split("\n")[:-1]
     events = logstash.Pipeline(MONITOR_CONFIG, environ={}).run_many(lines)
@@ -40,6 +43,7 @@ def test_every_golden_monitor_line_is_taken_or_left_as_the_pipeline_decides() ->
             assert (state.status, state.depth, state.latency) == (event["status"], event["depth"], event.get("latency"))
 
 
+@pytest.mark.unit
 def test_latest_state_and_worst_of_all_samples_per_queue(tmp_path: Path) -> None:
     now = time.time()
     lines = [
@@ -64,6 +68,7 @@ def test_latest_state_and_worst_of_all_samples_per_queue(tmp_path: Path) -> None
     assert "queues (queue-monitor lines" in table and "6.67 min" in table  # 400 s, the worst latency
 
 
+@pytest.mark.redis
 def test_lines_from_the_real_monitor_show_the_queue_without_a_worker(
     redis: Redis, redis_server: RedisServer, tmp_path: Path
 ) -> None:

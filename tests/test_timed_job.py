@@ -31,6 +31,8 @@ from tests.support.workers import (
     worker_env,
 )
 
+pytestmark = [pytest.mark.redis]
+
 # Sleeps are measured by the worker around the task; allow scheduling noise (the test
 # Elasticsearch may share the two cores) but not more.
 TOLERANCE = 0.5

@@ -15,6 +15,8 @@ from elasticsearch import AuthorizationException, Elasticsearch
 
 from tests.conftest import ElasticsearchTarget, service_user
 
+pytestmark = [pytest.mark.elasticsearch]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

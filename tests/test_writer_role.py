@@ -11,10 +11,13 @@ from datetime import UTC, datetime
 import pytest
 from elasticsearch import AuthorizationException, BadRequestError, Elasticsearch, ElasticsearchWarning
 
+from harness import kibana_objects
 from pipeline.lines.clock import format_line
 from pipeline.lines.task import TaskRun, format_fields
 from tests.conftest import ElasticsearchTarget
-from tests.support import kibana_objects, logstash
+from tests.support import logstash
+
+pytestmark = [pytest.mark.elasticsearch, pytest.mark.jvm]
 
 LINE = (
     "Time: 2099-01-02 10:00:00,000 Task: jobs.x Task-time: 1.500000 Queue: default Status: finished Job: j1 Worker: w"

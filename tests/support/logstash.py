@@ -3,7 +3,7 @@
 Logstash cannot run on these machines, so the tests read the pipeline config itself: a
 parser for Logstash's config language, and an interpreter for exactly the plugins and
 conditions the pipeline uses. Grok and date run on Logstash's own engines (Joni and
-Joda-Time, through ``tests.support.engines``); Python keeps only the plain field
+Joda-Time, through ``harness.engines``); Python keeps only the plain field
 operations (conditionals, mutate, fingerprint, the output's index and id). A plugin,
 option or condition it does not know fails loudly: a change to the config cannot slip past
 the tests unexamined.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.support.engines import engines
+from harness.engines import engines
 from tests.support.logstash_config import CONFIG, Conditional, Plugin, load, parse, plugins
 
 __all__ = ["CONFIG", "Conditional", "Pipeline", "Plugin", "document", "load", "parse", "plugins", "substitute"]

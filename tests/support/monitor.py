@@ -1,4 +1,7 @@
-"""Run the queue monitor as a read-only Redis ACL user and read its lines back through Logstash's config."""
+"""Run the queue monitor and read its lines back through Logstash's config.
+
+The monitor's ACL user and the counting client are in ``harness.monitor`` (the benchmark uses them too).
+"""
 
 from __future__ import annotations
 
@@ -9,26 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from redis import ConnectionPool, Redis
-from redis.connection import Connection
+from redis import Redis
 from rq.worker import Worker
 
-from pipeline.monitor import acl
 from tests.support import logstash
 from tests.support.workers import REPO
 
 CONFIG = REPO / "logstash" / "pipeline" / "queue-monitor.conf"
-PASSWORD = "monitor-pass-1"
-
-
-def grant_monitor(admin: Redis, password: str = PASSWORD, rules: tuple[str, ...] = acl.RULES) -> None:
-    """Create (or reset) the monitor's ACL user with ``rules``."""
-    admin.execute_command("ACL", "SETUSER", acl.USER, "reset", "on", f">{password}", *rules)
-
-
-def monitor_url(server_url: str, password: str = PASSWORD, user: str = acl.USER) -> str:
-    """``server_url`` with the monitor user's credentials."""
-    return server_url.replace("redis://", f"redis://{user}:{password}@", 1)
 
 
 def monitor_env(**extra: str) -> dict[str, str]:
@@ -91,39 +81,6 @@ class QuickExpiryWorker(Worker):
 
     def get_heartbeat_ttl(self, job: Any) -> int:
         return min(super().get_heartbeat_ttl(job), 3)
-
-
-class CountingConnection(Connection):
-    """A redis-py connection that counts what it sends: round trips (writes to the socket) and commands."""
-
-    round_trips = 0
-    commands = 0
-
-    @classmethod
-    def reset(cls) -> None:
-        cls.round_trips = cls.commands = 0
-
-    def pack_commands(self, commands: Any) -> Any:
-        commands = list(commands)
-        CountingConnection.commands += len(commands) - 1  # send_packed_command counts one
-        return super().pack_commands(commands)
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        CountingConnection.round_trips += 1
-        CountingConnection.commands += 1
-        super().send_packed_command(command, check_health)
-
-
-def counting_client(like: Redis) -> Redis:
-    """A client with ``like``'s address and credentials whose traffic ``CountingConnection`` counts.
-
-    It connects (and so authenticates) before returning: only what follows is counted.
-    """
-    kwargs = dict(like.connection_pool.connection_kwargs)
-    client = Redis(connection_pool=ConnectionPool(connection_class=CountingConnection, **kwargs))
-    client.ping()
-    CountingConnection.reset()
-    return client
 
 
 def start_redis(port: int, folder: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -1,11 +1,11 @@
 """Logstash's regex engine and date library (and Elasticsearch's ILM policy parser) in one long-lived JVM.
 
-    python -m tests.support.engines build     # fetch joda-time, compile the helper, print its classpath
+    python -m harness.engines build     # fetch joda-time, compile the helper, print its classpath
 
 Logstash cannot run here, but the engines its grok and date filters use can: Joni (the
 regex engine, through Elasticsearch's grok library, which carries the same pattern bank)
 and Joda-Time. The same helper reads ILM policies with x-pack-core's parser, as a node with
-the ILM module would. ``tests/support/oracle/`` holds the Java helper; it is compiled on first use
+the ILM module would. ``harness/oracle/`` holds the Java helper; it is compiled on first use
 (and again whenever its source or classpath changes) with the JDK the test cluster uses.
 Joni, jcodings and the grok library come from the Elasticsearch test distribution's
 ``lib/``; joda-time 2.14.0 (the version Logstash 9.5's JRuby bundles) from Maven Central,
@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support.es_cluster import cache_dir, fetch, find_java
+from harness.es_cluster import cache_dir, fetch, find_java
 
 MAIN = "GrokDateOracle"
 SOURCE = Path(__file__).resolve().parent / "oracle"
@@ -208,7 +208,7 @@ def main(argv: list[str]) -> int:
     if argv == ["build"]:
         print(":".join(map(str, build())))
         return 0
-    print("usage: python -m tests.support.engines build", file=sys.stderr)
+    print("usage: python -m harness.engines build", file=sys.stderr)
     return 2
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.bootstrap.saved_objects import load_saved_objects
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def objects(root: Path = REPO) -> dict[tuple[str, str], dict[str, Any]]:

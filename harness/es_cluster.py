@@ -1,7 +1,7 @@
 """A real single-node Elasticsearch for the tests, from Maven Central's integ-test zip.
 
-    python -m tests.support.es_cluster fetch     # download and unpack once into the cache
-    python -m tests.support.es_cluster start     # run a cluster until Ctrl+C, print its URL
+    python -m harness.es_cluster fetch     # download and unpack once into the cache
+    python -m harness.es_cluster start     # run a cluster until Ctrl+C, print its URL
 
 The zip (server, x-pack core and security, no bundled JDK) is resolved once by its Maven
 coordinates with ``mvn dependency:copy`` (so Maven's checksum check and any mirror in
@@ -30,9 +30,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from tests.support.redis_server import free_port
+from harness.redis_server import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 # Pinned at the time the version was chosen, on top of Maven's own checksum check.
 SHA256 = {"9.5.4": "d9b0c28e08e499f6510b52ad66ec4bf9cdceab97cc28b3456989b8744b896934"}
@@ -310,7 +310,7 @@ def main(argv: list[str]) -> int:
         finally:
             cluster.stop()
         return 0
-    print("usage: python -m tests.support.es_cluster [fetch|start]", file=sys.stderr)
+    print("usage: python -m harness.es_cluster [fetch|start]", file=sys.stderr)
     return 2
 
 
