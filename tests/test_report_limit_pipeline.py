@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lines.clock import LineClock
+from pipeline.lines import queue as monitor_line
+from pipeline.lines.clock import LineClock, format_line
 from pipeline.lines.task import SECONDS_LIMIT, read_line
+from pipeline.report.queues import QueueLines
 from pipeline.report.reader import Tally
 from tests.support import golden, logstash
 from tests.support.logstash import ConditionError, _holds, document
 from tests.support.logstash_config import Conditional, load
+from tests.support.monitor import QUEUE_VALUES
 
 pytestmark = [pytest.mark.jvm]
 
@@ -104,3 +107,33 @@ def test_the_interpreter_fails_like_logstash_on_comparing_a_missing_field() -> N
 def test_the_golden_documents_are_unchanged() -> None:
     for name in golden.PAIRS:
         assert golden.produce(name) == golden.expected(name)
+
+
+def test_monitor_figures_beyond_the_limit_are_unparsed_in_the_monitor_pipeline_and_the_report() -> None:
+    def line(kind: str, values: dict) -> str:
+        return format_line(1.8e9, monitor_line.format_fields("m.1", "ok", kind, values), LineClock())
+
+    queue = line("queue", {**QUEUE_VALUES, "queue": "q", "latency": 1.0})
+    redis_values = {"redis": "r:6379/0", "used_memory": 1, "maxmemory": 2, "memory_used_pct": 50.0}
+    redis_values |= {"maxmemory_policy": "noeviction", "evicted_keys": 0, "oom_rejections": 0, "suspended": False}
+    redis = line("redis", {**redis_values, "sample_time": 0.001})
+    texts = [queue, redis, line("queue", {**QUEUE_VALUES, "queue": "q", "latency": None})]
+    for value in (LIMIT + ".0", "1000000000000000.5", "1" + "0" * 20 + ".0", "9" * 400 + ".0"):
+        texts.append(queue.replace("Latency: 1.000000", f"Latency: {value}"))
+        texts.append(redis.replace("Sample-time: 0.001000", f"Sample-time: {value}"))
+        texts.append(redis.replace("Memory-used: 50.00", f"Memory-used: {value}"))
+    config = REPO / "logstash" / "pipeline" / "queue-monitor.conf"
+    events = logstash.Pipeline(config, environ={}).run_many(texts, received=golden.RECEIVED)
+    reader = QueueLines(LineClock())
+    for text, event in zip(texts, events, strict=True):
+        tags = event.get("tags", [])
+        parsed = "queue_monitor_unparsed" not in tags
+        within = all(
+            float(v) <= SECONDS_LIMIT for v in re.findall(r"(?:Latency|Sample-time|Memory-used): ([0-9.]+)", text)
+        )
+        assert parsed == within, (text[:120], tags)
+        assert ("queue_monitor_out_of_range" in tags) == (not within)
+        assert reader.offer(text.encode()) == parsed, text[:120]
+        json.dumps(document(event), allow_nan=False, default=str)
+        if not within:
+            assert event["@metadata"]["_index"] == "queue-monitor-unparsed-2027.01.15"

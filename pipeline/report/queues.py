@@ -6,19 +6,20 @@ The lines are read as the queue-monitor pipeline reads them, with the regexes of
 Redis table: each Redis's latest sample (memory, policy, evictions, OOM rejections) and
 the error lines that say why the monitor could not sample it (their count, the latest).
 
-A figure the report cannot hold as a finite number (a ``Latency:`` of 400 digits) leaves
-the line unparsed, as a task line beyond ``SECONDS_LIMIT`` is: the JSON stays strict.
+A decimal figure beyond ``SECONDS_LIMIT`` (a ``Latency:`` of 400 digits reads as
+infinity) leaves the line unparsed, as the queue-monitor pipeline's range check does and
+as a task line beyond the limit is: the JSON stays strict.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
 from pipeline.lines import queue as queue_line
 from pipeline.lines.clock import LineClock
 from pipeline.lines.fields import EMPTY, decode_name
+from pipeline.lines.task import SECONDS_LIMIT
 
 from .reader import Selection
 
@@ -88,7 +89,7 @@ class QueueLines:
         millis = self.clock.millis(match["timestamp"])
         if millis is None:
             return False
-        if not all(math.isfinite(float(match[name])) for name in _DECIMALS[kind] if match[name] != _NONE):
+        if not all(float(match[name]) <= SECONDS_LIMIT for name in _DECIMALS[kind] if match[name] != _NONE):
             return False
         self.lines += 1
         selection = self.selection
@@ -177,7 +178,8 @@ class QueueLines:
         )
 
 
-# The decimal fields of each kind of line, each read as a float: all must be finite.
+# The decimal fields of each kind of line (never negative), each read as a float: all at
+# most SECONDS_LIMIT, as queue-monitor.conf's range check wants them.
 _DECIMALS = {
     "queue": (queue_line.LATENCY.name,),
     "redis": (queue_line.MEMORY_USED.name, queue_line.SAMPLE_TIME.name),
