@@ -185,6 +185,21 @@ def test_a_closed_pipe_is_one_line_and_exit_3(tmp_path: Path) -> None:
         assert stderr.decode().splitlines() == ["rq-task-time-report: cannot write the report: Broken pipe"]
 
 
+def test_messages_that_cannot_be_written_do_not_change_the_code(tmp_path: Path) -> None:
+    """stderr full or closed: the report is still written, and the exit code still says what happened."""
+    log = tmp_path / "good.log"
+    write_log(log)
+    environ = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "pipeline.report", str(tmp_path / "gone.log"), str(log), "--format", "json"]
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=full, cwd=REPO, env=environ, timeout=120)
+    assert done.returncode == 2
+    assert strict(done.stdout)["lines"] == len(EXECUTIONS)
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([*command[:-3], str(log)], stdout=full, stderr=full, cwd=REPO, env=environ, timeout=120)
+    assert done.returncode == 3
+
+
 def test_exit_3_is_documented() -> None:
     help_text = report("--help").stdout.decode()
     assert "3 the report could not be written" in " ".join(help_text.split())

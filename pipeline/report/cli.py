@@ -120,6 +120,15 @@ class Progress:
             self.stream.flush()
 
 
+def _say(stderr: TextIO, text: str) -> None:
+    """A message on stderr; one that cannot be written (stderr closed or full) is dropped, not raised."""
+    try:
+        stderr.write(text)
+        stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def read_sources(sources: list[Source], tally: Tally, stdin: TextIO, stderr: TextIO) -> tuple[list[str], list[str]]:
     """Feed every source to ``tally``; return the names skipped and the names damaged."""
     skipped, damaged = [], []
@@ -133,7 +142,7 @@ def read_sources(sources: list[Source], tally: Tally, stdin: TextIO, stderr: Tex
                 progress.update(source.name, tally.lines)
         except SourceError as exc:
             progress.done()
-            stderr.write(f"{PROG}: {exc} (skipped)\n")
+            _say(stderr, f"{PROG}: {exc} (skipped)\n")
             skipped.append(source.name)
             continue
         if reading.damage is not None:
@@ -142,7 +151,7 @@ def read_sources(sources: list[Source], tally: Tally, stdin: TextIO, stderr: Tex
                 tally.add_unparsed(source.name, number, reading.cut_line)
                 cut = "; the line it cuts is counted unparsed"
             progress.done()
-            stderr.write(f"{PROG}: {shown_text(source.name)}: {reading.damage}: read {number - 1} whole lines{cut}\n")
+            _say(stderr, f"{PROG}: {shown_text(source.name)}: {reading.damage}: read {number - 1} whole lines{cut}\n")
             damaged.append(source.name)
     progress.done()
     return skipped, damaged
@@ -184,17 +193,17 @@ def main(
     try:
         tz = timezone_from_env(environ)
     except ValueError as exc:
-        stderr.write(f"{PROG}: {exc}\n")
+        _say(stderr, f"{PROG}: {exc}\n")
         return 2
     now = time.time()
     try:
         since = parse_moment(args.since, tz, now) if args.since else None
         until = parse_moment(args.until, tz, now) if args.until else None
     except argparse.ArgumentTypeError as exc:
-        stderr.write(f"{PROG}: {exc}\n")
+        _say(stderr, f"{PROG}: {exc}\n")
         return 2
     if (args.top is not None and args.top < 0) or args.show_unparsed < 0:
-        stderr.write(f"{PROG}: --top and --show-unparsed take a number >= 0\n")
+        _say(stderr, f"{PROG}: --top and --show-unparsed take a number >= 0\n")
         return 2
     selection = Selection(
         since=since,
@@ -207,12 +216,12 @@ def main(
 
     sources, problems = discover(args.files, environ)
     for _, problem in problems:
-        stderr.write(f"{PROG}: {problem}\n")
+        _say(stderr, f"{PROG}: {problem}\n")
     skipped, damaged = read_sources(sources, tally, stdin, stderr)
     left_out = [name for name, _ in problems] + skipped
     if left_out:
         shown = ", ".join(map(shown_text, left_out))
-        stderr.write(f"{PROG}: the report leaves out {len(left_out)} input(s): {shown}\n")
+        _say(stderr, f"{PROG}: the report leaves out {len(left_out)} input(s): {shown}\n")
 
     rows = task_rows(tally.tasks, args.by)
     top = args.top if args.top is not None else (TABLE_TOP if args.format == "table" else 0)
@@ -231,11 +240,7 @@ def main(
     try:
         write_report(RENDERERS[args.format](report), tally, args.format, stdout, stderr)
     except OSError as exc:
-        try:
-            stderr.write(f"{PROG}: cannot write the report: {_reason(exc)}\n")
-            stderr.flush()
-        except (OSError, ValueError):
-            pass  # stderr is gone too: the exit code says it
+        _say(stderr, f"{PROG}: cannot write the report: {_reason(exc)}\n")  # if stderr is gone too, the code says it
         return WRITE_FAILED
     if left_out:
         return 2
