@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="print the first N unparsed lines with file and line number",
+        help="print the first N unparsed lines with file and line number (control characters escaped)",
     )
     return parser
 
