@@ -111,8 +111,8 @@ def log(tmp_path: Path) -> Path:
 @pytest.mark.unit
 def test_json_is_the_documented_schema_with_every_figure(log: Path) -> None:
     document = report_json(str(log))
-    assert list(document) == ["tasks", "lines", "parsed", "unparsed", "first", "last", "queues"]
-    assert document["queues"] == []  # no queue-monitor lines read
+    assert list(document) == ["tasks", "lines", "parsed", "unparsed", "first", "last", "queues", "redis"]
+    assert document["queues"] == [] and document["redis"] == []  # no queue-monitor lines read
     assert (document["lines"], document["parsed"], document["unparsed"]) == (len(EXECUTIONS), len(EXECUTIONS), 0)
     assert document["first"] == "2026-11-21T10:00:00.000Z"
     assert document["last"] == f"2026-11-21T10:{len(EXECUTIONS) - 1:02d}:00.000Z"
@@ -263,10 +263,13 @@ def test_default_input_is_task_time_log_and_its_rotated_names(tmp_path: Path) ->
 
 
 @pytest.mark.unit
-def test_stdin_when_piped_or_named_dash(log: Path) -> None:
+def test_stdin_when_named_dash(log: Path, tmp_path: Path) -> None:
     data = log.read_bytes()
-    assert report_json(stdin=data)["lines"] == len(EXECUTIONS)
+    assert report_json("-", stdin=data)["lines"] == len(EXECUTIONS)
     assert report_json("-", stdin=gzip.compress(data))["lines"] == len(EXECUTIONS)
+    # Without a name, TASK_TIME_LOG is read whatever stdin is (issue 16; tests/test_report_hardening.py).
+    write_log(tmp_path / "task-time.log", EXECUTIONS[:2])
+    assert report_json(stdin=data, env={"TASK_TIME_LOG": str(tmp_path / "task-time.log")})["lines"] == 2
 
 
 @pytest.mark.unit

@@ -7,6 +7,21 @@ from urllib.parse import unquote_to_bytes
 
 EMPTY = "-"
 
+# The largest decimal a line may hold (Task-time, Wait-time, a queue's Latency…), either
+# way: 10**15 seconds (31.7 million years). Elasticsearch's ``double`` holds any finite
+# value, but the figures made of the values must stay finite too: with every value at most
+# 1e15, a sum of up to 1e293 of them cannot overflow, nor can a mean, a percentile's
+# interpolation or Kibana's sums.
+# Any value beyond, infinity included (``1e999`` reads as infinity), makes the line
+# unparsed, in the report and in Logstash (the range checks of task-time.conf and
+# queue-monitor.conf) alike.
+SECONDS_LIMIT = 1e15
+
+
+def seconds_in_range(value: float) -> bool:
+    """Whether seconds read from a line are within ``SECONDS_LIMIT`` (NaN is not)."""
+    return -SECONDS_LIMIT <= value <= SECONDS_LIMIT
+
 
 @dataclass(frozen=True)
 class Field:

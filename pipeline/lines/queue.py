@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from .clock import TIME, TIMESTAMP_PATTERN
-from .fields import EMPTY, Field, encode_name
+from .fields import EMPTY, Field, encode_name, seconds_in_range
 
 OK = "ok"
 WARN = "warn"
@@ -166,12 +166,24 @@ def _line(body: tuple[Field, ...]) -> re.Pattern[bytes]:
 LINE_PATTERNS = {kind: _line(body) for kind, body in LINE_KINDS.items()}
 
 
+# The decimal fields of each kind of line (never negative): each must be at most
+# SECONDS_LIMIT once read as a float, as queue-monitor.conf's range check wants them.
+_DECIMALS = {
+    kind: tuple(field.name for field in body if field.kind in ("percent", "seconds", "seconds-or-none"))
+    for kind, body in LINE_KINDS.items()
+}
+_NONE = EMPTY.encode()
+
+
 def match_line(line: bytes) -> tuple[str, re.Match[bytes]] | None:
     """The kind (``queue``, ``redis`` or ``error``) and fields of a line the queue-monitor
-    pipeline's grok takes, or None. The time still has to pass the date filter:
-    ``LineClock.millis(match["timestamp"])``."""
+    pipeline parses, or None: its grok, and its range check (a decimal beyond
+    ``SECONDS_LIMIT``, say a ``Latency:`` of 400 digits, which reads as infinity, leaves the
+    line unparsed). The time still has to pass the date filter: ``LineClock.millis(match["timestamp"])``."""
     for kind, pattern in LINE_PATTERNS.items():
         match = pattern.fullmatch(line)
         if match is not None:
-            return kind, match
+            if all(seconds_in_range(float(match[name])) for name in _DECIMALS[kind] if match[name] != _NONE):
+                return kind, match
+            return None
     return None

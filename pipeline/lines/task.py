@@ -12,8 +12,9 @@ module; ``logstash/pipeline/task-time.conf`` reads it with a grok, and the tests
 
 Read back, a line is accepted exactly when the pipeline parses it: the grok anchored at
 both ends (ASCII ``\\S+`` names, seconds as decimals, integers or exponents, read whole
-and converted to 64-bit floats, one of ``STATUSES``) and the date filter's rules
-(``pipeline.lines.clock``).
+and converted to 64-bit floats, one of ``STATUSES``), the date filter's rules
+(``pipeline.lines.clock``), and the pipeline's range check: ``Task-time`` and ``Wait-time``
+at most ``SECONDS_LIMIT`` either way (``seconds_in_range``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from .clock import TIME, TIMESTAMP_PATTERN, LineClock, iso_millis
-from .fields import Field, encode_name
+from .fields import Field, encode_name, seconds_in_range
 
 FINISHED = "finished"
 FAILED = "failed"
@@ -102,16 +103,25 @@ KIND_PATTERNS = {
 }
 
 
-def line_body(captured: tuple[Field, ...] = FIELDS, statuses: tuple[str, ...] = STATUSES) -> bytes:
+# Seconds surely within ``SECONDS_LIMIT``: at most 15 digits before the point, no exponent.
+# A scan with it takes the lines nearly all logs hold without a range check per line; the
+# others (exponents, long numbers) are read with ``KIND_PATTERNS`` and checked one by one.
+BOUNDED_SECONDS = rb"-?+[0-9]{1,15}+(?:\.[0-9]++)?+"
+
+
+def line_body(
+    captured: tuple[Field, ...] = FIELDS, statuses: tuple[str, ...] = STATUSES, seconds: bytes | None = None
+) -> bytes:
     """The regex of one whole line (no anchors), with one group per field in ``captured``.
 
     Required fields come first in their order, then each optional field, in its order, or
     not at all, exactly as ``format_fields`` writes them. The status group
-    captures only ``statuses`` (empty for the others).
+    captures only ``statuses`` (empty for the others). ``seconds``, if given, replaces the
+    seconds pattern (``BOUNDED_SECONDS``).
     """
 
     def field_pattern(field: Field) -> bytes:
-        value = KIND_PATTERNS[field.kind]
+        value = KIND_PATTERNS[field.kind] if seconds is None or field.kind != "seconds" else seconds
         if field.kind == "status" and field in captured and statuses != STATUSES:
             others = b"|".join(re.escape(status.encode()) for status in STATUSES if status not in statuses)
             taken = b"|".join(re.escape(status.encode()) for status in statuses)
@@ -126,10 +136,12 @@ def line_body(captured: tuple[Field, ...] = FIELDS, statuses: tuple[str, ...] = 
     return required + b"".join(b"(?: " + field_pattern(field) + b")?+" for field in OPTIONAL_FIELDS)
 
 
-def scan_pattern(captured: tuple[Field, ...], statuses: tuple[str, ...] = STATUSES) -> re.Pattern[bytes]:
+def scan_pattern(
+    captured: tuple[Field, ...], statuses: tuple[str, ...] = STATUSES, seconds: bytes | None = None
+) -> re.Pattern[bytes]:
     """Whole lines in a chunk that starts with ``\\n``: each match starts at its line's ``\\n``
     and ends before the next one (the literal start lets the engine skip to candidates fast)."""
-    return re.compile(b"\\n" + line_body(captured, statuses) + b"(?=\\n)")
+    return re.compile(b"\\n" + line_body(captured, statuses, seconds) + b"(?=\\n)")
 
 
 FULL_LINE = re.compile(line_body())
@@ -157,6 +169,8 @@ def read_line(line: bytes, clock: LineClock) -> dict[str, object] | None:
             continue
         if name in SECONDS_FIELDS:
             fields[name] = float(value)
+            if not seconds_in_range(fields[name]):  # type: ignore[arg-type]
+                return None
         else:
             fields[name] = value.decode("utf-8", "replace")
     millis = seconds * 1000 + int(stamp[20:23])

@@ -1,9 +1,17 @@
 """``python -m pipeline.report``: the slowest tasks, straight from task-time logs.
 
+Inputs: the files and folders named, ``-`` for stdin; with none, ``TASK_TIME_LOG`` and its
+rotated names (every log in it, if it is a folder), whatever stdin is. A file named twice,
+directly or through a folder, is read once.
+
 Exit codes: 0 the report is complete (unparsed lines included: they are counted and can be
 shown); 1 a compressed file was truncated or corrupt (the report counts every line before
 the damage); 2 bad options, or a file or folder that could not be read (the others are
-still read and reported).
+still read and reported); 3 the report could not be written (disk full, a closed pipe as
+in ``| head``): one line on stderr says why, never a traceback.
+
+Everything printed that comes from the data (names, unparsed lines, file names, also in
+messages on stderr) is escaped (``render.shown_text``): no escape sequence reaches the terminal.
 """
 
 from __future__ import annotations
@@ -12,7 +20,6 @@ import argparse
 import datetime
 import os
 import re
-import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -23,7 +30,7 @@ from pipeline.lines.task import STATUSES
 
 from .queues import QueueLines
 from .reader import Selection, Tally
-from .render import RENDERERS, Report
+from .render import RENDERERS, Report, shown_text
 from .sources import Reading, Source, SourceError, discover
 from .stats import SORT_KEYS, task_rows
 
@@ -56,9 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Rank RQ tasks by the time they take, from task-time log files (no Elasticsearch needed).",
-        epilog="Without FILES: stdin if it is a pipe, else TASK_TIME_LOG and its rotated names. "
+        epilog="Without FILES: TASK_TIME_LOG and its rotated names (all logs in it if it is a folder), "
+        "whatever stdin is; - reads stdin. A file named twice, directly or through a folder, is read once. "
         "Times are read in TASK_TIME_TZ, like Logstash does. Exit 0 done, 1 a compressed file was "
-        "damaged (read up to the damage), 2 bad options or a file that could not be read.",
+        "damaged (read up to the damage), 2 bad options or a file that could not be read, "
+        "3 the report could not be written (disk full, closed pipe).",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="log files (.gz too), folders of logs, - for stdin")
     parser.add_argument("--by", choices=sorted(SORT_KEYS), default="total", help="rank by (default: total)")
@@ -78,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="print the first N unparsed lines with file and line number",
+        help="print the first N unparsed lines with file and line number (control characters escaped)",
     )
     return parser
 
@@ -101,7 +110,7 @@ class Progress:
         if now >= self.next:
             self.next = now + self.every
             self.shown = True
-            self.stream.write(f"\r\x1b[Kreading {name}: {lines:,} lines")
+            self.stream.write(f"\r\x1b[Kreading {shown_text(name)}: {lines:,} lines")
             self.stream.flush()
 
     def done(self) -> None:
@@ -110,12 +119,13 @@ class Progress:
             self.stream.flush()
 
 
-def _stdin_has_data(stdin: TextIO) -> bool:
+def _say(stderr: TextIO, text: str) -> None:
+    """A message on stderr; one that cannot be written (stderr closed or full) is dropped, not raised."""
     try:
-        mode = os.fstat(stdin.fileno()).st_mode
-    except (OSError, ValueError, AttributeError):
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+        stderr.write(text)
+        stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def read_sources(sources: list[Source], tally: Tally, stdin: TextIO, stderr: TextIO) -> tuple[list[str], list[str]]:
@@ -131,7 +141,7 @@ def read_sources(sources: list[Source], tally: Tally, stdin: TextIO, stderr: Tex
                 progress.update(source.name, tally.lines)
         except SourceError as exc:
             progress.done()
-            stderr.write(f"{PROG}: {exc} (skipped)\n")
+            _say(stderr, f"{PROG}: {exc} (skipped)\n")
             skipped.append(source.name)
             continue
         if reading.damage is not None:
@@ -140,10 +150,31 @@ def read_sources(sources: list[Source], tally: Tally, stdin: TextIO, stderr: Tex
                 tally.add_unparsed(source.name, number, reading.cut_line)
                 cut = "; the line it cuts is counted unparsed"
             progress.done()
-            stderr.write(f"{PROG}: {source.name}: {reading.damage}: read {number - 1} whole lines{cut}\n")
+            _say(stderr, f"{PROG}: {shown_text(source.name)}: {reading.damage}: read {number - 1} whole lines{cut}\n")
             damaged.append(source.name)
     progress.done()
     return skipped, damaged
+
+
+WRITE_FAILED = 3
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno is not None:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
+
+
+def write_report(text: str, tally: Tally, format_name: str, stdout: TextIO, stderr: TextIO) -> None:
+    """The report, then the unparsed lines asked for (escaped), flushed; ``OSError`` if they cannot be written."""
+    stdout.write(text)
+    if tally.unparsed_samples:
+        shown = stdout if format_name == "table" else stderr
+        shown.write(f"\nunparsed lines (first {len(tally.unparsed_samples)} of {tally.unparsed}):\n")
+        for line in tally.unparsed_samples:
+            shown.write(f"{shown_text(line.source)}:{line.number}: {shown_text(line.text)}\n")
+        shown.flush()
+    stdout.flush()
 
 
 def main(
@@ -161,17 +192,17 @@ def main(
     try:
         tz = timezone_from_env(environ)
     except ValueError as exc:
-        stderr.write(f"{PROG}: {exc}\n")
+        _say(stderr, f"{PROG}: {exc}\n")
         return 2
     now = time.time()
     try:
         since = parse_moment(args.since, tz, now) if args.since else None
         until = parse_moment(args.until, tz, now) if args.until else None
     except argparse.ArgumentTypeError as exc:
-        stderr.write(f"{PROG}: {exc}\n")
+        _say(stderr, f"{PROG}: {exc}\n")
         return 2
     if (args.top is not None and args.top < 0) or args.show_unparsed < 0:
-        stderr.write(f"{PROG}: --top and --show-unparsed take a number >= 0\n")
+        _say(stderr, f"{PROG}: --top and --show-unparsed take a number >= 0\n")
         return 2
     selection = Selection(
         since=since,
@@ -182,13 +213,14 @@ def main(
     queues = QueueLines(LineClock(tz), selection)
     tally = Tally(clock=LineClock(tz), selection=selection, keep_unparsed=args.show_unparsed, readers=[queues])
 
-    sources, problems = discover(args.files, _stdin_has_data(stdin), environ)
+    sources, problems = discover(args.files, environ)
     for _, problem in problems:
-        stderr.write(f"{PROG}: {problem}\n")
+        _say(stderr, f"{PROG}: {problem}\n")
     skipped, damaged = read_sources(sources, tally, stdin, stderr)
     left_out = [name for name, _ in problems] + skipped
     if left_out:
-        stderr.write(f"{PROG}: the report leaves out {len(left_out)} input(s): {', '.join(left_out)}\n")
+        shown = ", ".join(map(shown_text, left_out))
+        _say(stderr, f"{PROG}: the report leaves out {len(left_out)} input(s): {shown}\n")
 
     rows = task_rows(tally.tasks, args.by)
     top = args.top if args.top is not None else (TABLE_TOP if args.format == "table" else 0)
@@ -202,13 +234,13 @@ def main(
         last=iso_millis(tally.last) if tally.last is not None else None,
         by=args.by,
         queues=queues.rows(),
+        redis=queues.redis_rows(),
     )
-    stdout.write(RENDERERS[args.format](report))
-    if tally.unparsed_samples:
-        shown = stdout if args.format == "table" else stderr
-        shown.write(f"\nunparsed lines (first {len(tally.unparsed_samples)} of {tally.unparsed}):\n")
-        for line in tally.unparsed_samples:
-            shown.write(f"{line.source}:{line.number}: {line.text}\n")
+    try:
+        write_report(RENDERERS[args.format](report), tally, args.format, stdout, stderr)
+    except OSError as exc:
+        _say(stderr, f"{PROG}: cannot write the report: {_reason(exc)}\n")  # if stderr is gone too, the code says it
+        return WRITE_FAILED
     if left_out:
         return 2
     return 1 if damaged else 0
@@ -216,4 +248,13 @@ def main(
 
 def run() -> None:
     """The ``rq-task-time-report`` console script."""
-    sys.exit(main())
+    code = main()
+    if code == WRITE_FAILED:
+        # What could not be written is still buffered: point stdout at /dev/null so the
+        # interpreter's flush at exit succeeds instead of printing another error.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+    sys.exit(code)

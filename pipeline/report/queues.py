@@ -2,9 +2,9 @@
 
 The lines are read as the queue-monitor pipeline reads them, with the regexes of
 ``pipeline.lines.queue`` (anchored at both ends) and the date filter's validity in
-``TASK_TIME_TZ``. Redis and
-error lines are taken too (they are monitor lines, not unparsed ones); queue lines feed
-the table.
+``TASK_TIME_TZ``. Queue lines feed the queue table; Redis lines and error lines the
+Redis table: each Redis's latest sample (memory, policy, evictions, OOM rejections) and
+the error lines that say why the monitor could not sample it (their count, the latest).
 """
 
 from __future__ import annotations
@@ -39,6 +39,32 @@ class QueueState:
     samples: int = 0
 
 
+@dataclass
+class RedisState:
+    """One Redis as the monitor saw it: its latest Redis line, and its error lines.
+
+    A Redis known only from error lines has None for the sample's figures.
+    """
+
+    redis: str
+    status: str | None = None  # of the latest Redis line
+    memory_used_pct: float | None = None
+    used_memory: int | None = None
+    maxmemory: int | None = None
+    policy: str | None = None
+    evicted: int | None = None
+    oom_rejected: int | None = None
+    suspended: bool | None = None
+    reason: str | None = None
+    last: int | None = None  # epoch milliseconds of the latest Redis line
+    worst_memory_used_pct: float | None = None
+    samples: int = 0
+    errors: int = 0  # error lines read
+    error: str | None = None  # the latest error line's kind (unreachable, auth, ...) and reason
+    error_reason: str | None = None
+    error_last: int | None = None
+
+
 class QueueLines:
     """A reader for ``Tally(readers=[...])``: takes monitor lines, keeps a ``QueueState`` per queue."""
 
@@ -46,6 +72,7 @@ class QueueLines:
         self.clock = clock
         self.selection = selection or Selection()
         self.queues: dict[str, QueueState] = {}
+        self.redis: dict[str, RedisState] = {}
 
     def offer(self, line: bytes) -> bool:
         """Take the line when the queue-monitor pipeline would parse it."""
@@ -56,18 +83,53 @@ class QueueLines:
         millis = self.clock.millis(match["timestamp"])
         if millis is None:
             return False
-        if kind != "queue":
-            return True
         selection = self.selection
-        queue = decode_name(match["queue"])
         if (selection.since is not None and millis < selection.since) or (
             selection.until is not None and millis >= selection.until
         ):
             return True
+        if kind == "redis":
+            self._add_redis(match, millis)
+            return True
+        if kind == "error":
+            self._add_error(match, millis)
+            return True
+        queue = decode_name(match["queue"])
         if selection.queues is not None and queue not in selection.queues:
             return True
         self._add(queue, match, millis)
         return True
+
+    def _redis(self, match: re.Match[bytes]) -> RedisState:
+        name = decode_name(match["redis"])
+        state = self.redis.get(name)
+        if state is None:
+            state = self.redis[name] = RedisState(name)
+        return state
+
+    def _add_redis(self, match: re.Match[bytes], millis: int) -> None:
+        state = self._redis(match)
+        memory = float(match["memory_used_pct"])
+        if state.last is None or millis >= state.last:
+            state.status, state.memory_used_pct, state.last = match["status"].decode(), memory, millis
+            state.used_memory, state.maxmemory = int(match["used_memory"]), int(match["maxmemory"])
+            state.policy = decode_name(match["maxmemory_policy"])
+            state.evicted, state.oom_rejected = int(match["evicted_keys"]), int(match["oom_rejections"])
+            state.suspended = match["suspended"] == b"true"
+            state.reason = _reason(match["reason"])
+        if state.worst_memory_used_pct is None or memory > state.worst_memory_used_pct:
+            state.worst_memory_used_pct = memory
+        state.samples += 1
+
+    def _add_error(self, match: re.Match[bytes], millis: int) -> None:
+        state = self._redis(match)
+        state.errors += 1
+        if state.error_last is None or millis >= state.error_last:
+            state.error, state.error_reason, state.error_last = (
+                match["error"].decode(),
+                _reason(match["reason"]),
+                millis,
+            )
 
     def _add(self, queue: str, match: re.Match[bytes], millis: int) -> None:
         status = match["status"].decode()
@@ -92,3 +154,22 @@ class QueueLines:
         """Queues worst first: critical, then warn, then by worst latency."""
         order = {status: rank for rank, status in enumerate(reversed(queue_line.STATUSES))}
         return sorted(self.queues.values(), key=lambda q: (order[q.status], -(q.worst_latency or 0.0), q.queue))
+
+    def redis_rows(self) -> list[RedisState]:
+        """Worst first: one with errors and no sample, then critical, warn, ok; then by errors and memory."""
+        order = {status: rank for rank, status in enumerate(reversed(queue_line.STATUSES))}
+        return sorted(
+            self.redis.values(),
+            key=lambda r: (
+                order.get(r.status, -1) if r.status is not None else -1,
+                -r.errors,
+                -(r.memory_used_pct or 0.0),
+                r.redis,
+            ),
+        )
+
+
+def _reason(text: bytes) -> str | None:
+    """A line's ``Reason:`` (None for ``-``)."""
+    reason = text.decode("utf-8", "replace")
+    return None if reason == EMPTY else reason

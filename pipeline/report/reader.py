@@ -5,6 +5,12 @@ Work per line is kept small, as a log holds millions of lines: one regex scan pe
 kept as the bytes they are written as (decoded once, at the end), and in UTC times compared
 as the fixed-width strings they are. Only a chunk that holds an unparsed line is scanned
 a second time, line by line, to find it.
+
+The first scan takes seconds only as plain decimals of at most 15 digits before the point
+(``BOUNDED_SECONDS``: surely within ``SECONDS_LIMIT``), so it needs no range check per
+line. A chunk with other numbers (exponents, long ones) is scanned again with the
+pipeline's own seconds pattern, and each such line's values checked against the limit: a
+line beyond it is unparsed, as the pipeline keeps it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Final, Protocol
 from pipeline.lines.clock import LineClock, iso_millis
 from pipeline.lines.fields import decode_name
 from pipeline.lines.task import (
+    BOUNDED_SECONDS,
     FIELDS,
     FINISHED,
     QUEUE,
@@ -27,6 +34,7 @@ from pipeline.lines.task import (
     TIME,
     WAIT_TIME,
     scan_pattern,
+    seconds_in_range,
 )
 
 from .stats import TaskTally
@@ -34,12 +42,19 @@ from .stats import TaskTally
 # The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time.
 _CAPTURED = (TIME, TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME)
 assert [field for field in FIELDS if field in _CAPTURED] == list(_CAPTURED)
-SCAN = scan_pattern(_CAPTURED)
+SCAN = scan_pattern(_CAPTURED, seconds=BOUNDED_SECONDS)
+SCAN_ANY = scan_pattern(_CAPTURED)  # every number the grok reads; its lines' values still to check
 # The statuses counted per task (finished is the rest).
 _NOTABLE = frozenset(status.encode() for status in STATUSES if status != FINISHED)
 # Without filters only these are needed, and the status group is empty for ``finished``.
 _FAST_CAPTURED = (TIME, TASK, TASK_TIME, STATUS, WAIT_TIME)
-SCAN_FAST = scan_pattern(_FAST_CAPTURED, tuple(status for status in STATUSES if status != FINISHED))
+_FAST_STATUSES = tuple(status for status in STATUSES if status != FINISHED)
+SCAN_FAST = scan_pattern(_FAST_CAPTURED, _FAST_STATUSES, BOUNDED_SECONDS)
+SCAN_FAST_ANY = scan_pattern(_FAST_CAPTURED, _FAST_STATUSES)
+# Where the task time is in a scan's groups; the wait time is the last group of both.
+_TASK_TIME_GROUP = 2
+assert _CAPTURED.index(TASK_TIME) == _FAST_CAPTURED.index(TASK_TIME) == _TASK_TIME_GROUP
+assert _CAPTURED[-1] == _FAST_CAPTURED[-1] == WAIT_TIME
 _YEAR_0 = -62_167_219_200_000  # 0000-01-01T00:00:00Z in epoch milliseconds
 _YEAR_10000 = 253_402_300_800_000
 _CACHE_LIMIT = 4096  # lines come mostly in order: a small cache of seconds is enough
@@ -104,6 +119,7 @@ class Tally:
         # Unfiltered in UTC: the regex takes valid times only, and nothing else needs a look per line.
         self._fast = self.clock.is_utc and self.selection == Selection()
         self._scan = SCAN_FAST if self._fast else SCAN
+        self._scan_any = SCAN_FAST_ANY if self._fast else SCAN_ANY
         selection = self.selection
         self._statuses = None if selection.statuses is None else {s.encode() for s in selection.statuses}
         # In UTC, bounds and first/last compare as the lines' own fixed-width time strings.
@@ -149,14 +165,26 @@ class Tally:
         """The task lines of a chunk that also holds other lines; those are offered to readers or kept unparsed."""
         found = []
         position = 0  # the newline before the next line not yet looked at
-        for match in self._scan.finditer(text):
+        for match in self._scan_any.finditer(text):
             if match.start() != position:
                 self._others(text, position, match.start(), source, first_number)
-            found.append(match.groups(b""))
+            groups = match.groups(b"")
+            if _in_range(groups[_TASK_TIME_GROUP]) and _in_range(groups[-1]):
+                found.append(groups)
+            else:  # a number beyond SECONDS_LIMIT: unparsed, as the pipeline's range check keeps it
+                self._add_unparsed_at(text, match.start(), source, first_number)
             position = match.end()
         if position != len(text) - 1:
             self._others(text, position, len(text) - 1, source, first_number)
         return found
+
+    def _add_unparsed_at(self, text: bytes, start: int, source: str, first_number: int) -> None:
+        """Count the task line at the newline ``start`` unparsed."""
+        self.unparsed += 1
+        if len(self.unparsed_samples) < self.keep_unparsed:
+            number = first_number + text.count(b"\n", 0, start)
+            line = text[start + 1 : text.index(b"\n", start + 1)]
+            self.unparsed_samples.append(Unparsed(source, number, line.decode("utf-8", "replace")))
 
     def _others(self, text: bytes, start: int, end: int, source: str, first_number: int) -> None:
         """The lines between the newlines at ``start`` and ``end``."""
@@ -177,7 +205,7 @@ class Tally:
         wanted = refused[: self.keep_unparsed]
         if not wanted:
             return
-        for match in self._scan.finditer(text):  # found again in order, only to say where they are
+        for match in self._scan_any.finditer(text):  # found again in order, only to say where they are
             if match.groups(b"") == wanted[0]:
                 number = first_number + text.count(b"\n", 0, match.start())
                 line = match.group()[1:].decode("utf-8", "replace")
@@ -303,3 +331,8 @@ class Tally:
         seconds = self._seconds_of(stamp[:19])
         assert seconds is not None, "first and last are stamps the date filter takes"
         return seconds * 1000 + int(stamp[20:23])
+
+
+def _in_range(seconds: bytes) -> bool:
+    """A captured Task-time or Wait-time (empty: none) the pipeline's range check lets through."""
+    return not seconds or seconds_in_range(float(seconds))

@@ -7,7 +7,12 @@ JSON is a stable interface (documented in the README): top-level ``tasks``, ``li
 With queue-monitor lines read, ``queues`` lists each queue's latest state (``queue``,
 ``status``, ``depth``, ``latency``, ``workers``, ``busy``, ``last``) and the worst of its
 samples (``worst_latency``, ``max_depth``, ``abandoned``, ``new_failed``, ``warn``,
-``critical``, ``samples``).
+``critical``, ``samples``). ``redis`` lists each Redis the monitor sampled or failed to:
+its latest Redis line (``redis``, ``status``, ``memory_used_pct``, ``used_memory``,
+``maxmemory``, ``policy``, ``evicted``, ``oom_rejected``, ``suspended``, ``reason``,
+``last``), the highest memory of all its samples (``worst_memory_used_pct``), ``samples``,
+and its error lines (``errors``, the count; the latest one's ``error``, ``error_reason``,
+``error_last``); null where no such line was read.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 
 from pipeline.lines.clock import iso_millis
 
-from .queues import QueueState
+from .queues import QueueState, RedisState
 from .stats import TaskRow
 
 TASK_KEYS = tuple(field.name for field in dataclasses.fields(TaskRow))
@@ -39,6 +44,7 @@ class Report:
     last: str | None
     by: str
     queues: list[QueueState] = dataclasses.field(default_factory=list)
+    redis: list[RedisState] = dataclasses.field(default_factory=list)
 
 
 def to_json(report: Report) -> str:
@@ -50,8 +56,22 @@ def to_json(report: Report) -> str:
         "first": report.first,
         "last": report.last,
         "queues": [{**dataclasses.asdict(queue), "last": iso_millis(queue.last)} for queue in report.queues],
+        "redis": [
+            {
+                **dataclasses.asdict(redis),
+                "last": _iso(redis.last),
+                "error_last": _iso(redis.error_last),
+            }
+            for redis in report.redis
+        ],
     }
-    return json.dumps(document, indent=1) + "\n"
+    # Strict JSON: no NaN or Infinity. Every figure is finite (values are within
+    # SECONDS_LIMIT), so this raising is a bug, never a property of the input.
+    return json.dumps(document, indent=1, allow_nan=False) + "\n"
+
+
+def _iso(millis: int | None) -> str | None:
+    return None if millis is None else iso_millis(millis)
 
 
 def to_csv(report: Report) -> str:
@@ -93,9 +113,18 @@ def shown_name(name: str) -> str:
     """A decoded name for a terminal: control and other invisible characters escaped, so rows stay rows."""
     if name == "":
         return "(empty)"
-    if name.isprintable():
-        return name
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in name)
+    return shown_text(name)
+
+
+def shown_text(text: str) -> str:
+    """Text from the data (a line, a file name, a reason) for a terminal, escaped as ``shown_name`` escapes names.
+
+    Control characters (escape sequences too), other invisible ones and lone surrogates
+    (undecodable bytes of a file name) are written as Python escapes: ``\\x1b``, ``\\n``, ``\\udcff``.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 _HEADERS = (
@@ -157,6 +186,35 @@ def _queue_cells(queue: QueueState) -> list[str]:
     ]
 
 
+_REDIS_HEADERS: tuple[str, ...] = ("redis", "status", "memory", "worst memory", "policy", "evicted", "oom rejected")
+_REDIS_HEADERS += ("suspended", "last sample", "errors", "last error", "last error at")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} %"
+
+
+def _optional(value: object) -> str:
+    return "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _redis_cells(redis: RedisState) -> list[str]:
+    return [
+        shown_name(redis.redis),
+        _optional(redis.status),
+        _percent(redis.memory_used_pct),
+        _percent(redis.worst_memory_used_pct),
+        "-" if redis.policy is None else shown_name(redis.policy),
+        _optional(redis.evicted),
+        _optional(redis.oom_rejected),
+        _optional(redis.suspended),
+        _optional(_iso(redis.last)),
+        str(redis.errors),
+        _optional(redis.error),
+        _optional(_iso(redis.error_last)),
+    ]
+
+
 def _grid(headers: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     """Aligned columns: the first left, the others right."""
     grid = [list(headers), *rows]
@@ -191,6 +249,15 @@ def to_table(report: Report) -> str:
     if report.queues:
         lines += ["", "queues (queue-monitor lines: the latest sample, and the worst of all read)"]
         lines += _grid(_QUEUE_HEADERS, [_queue_cells(queue) for queue in report.queues])
+    if report.redis:
+        lines += ["", "redis (queue-monitor lines: the latest sample, and the errors that kept the monitor from one)"]
+        lines += _grid(_REDIS_HEADERS, [_redis_cells(redis) for redis in report.redis])
+        for redis in report.redis:
+            if redis.reason is not None and redis.status != "ok":
+                lines.append(f"{shown_name(redis.redis)}: {redis.status}: {shown_text(redis.reason)}")
+            if redis.error is not None:
+                reason = "" if redis.error_reason is None else f": {shown_text(redis.error_reason)}"
+                lines.append(f"{shown_name(redis.redis)}: last error {redis.error}{reason}")
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,8 @@ from typing import BinaryIO
 
 from pipeline import settings
 
+from .render import shown_text
+
 CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 # A task-time log in a folder: Logstash's *.log and *.log.N, logrotate's dated names, and
@@ -59,44 +61,74 @@ def logs_in(folder: str, base: str | None = None) -> list[str]:
     return [os.path.join(folder, name) for name in sorted(names, key=_age_order)]
 
 
-def discover(
-    names: list[str], stdin_has_data: bool, environ: Mapping[str, str] | None = None
-) -> tuple[list[Source], list[tuple[str, str]]]:
+def discover(names: list[str], environ: Mapping[str, str] | None = None) -> tuple[list[Source], list[tuple[str, str]]]:
     """The sources to read, and (name, message) for each name that gives nothing to read.
 
-    No names: stdin if it is a pipe or a file, else ``TASK_TIME_LOG`` and its rotated names.
+    No names: ``TASK_TIME_LOG`` and its rotated names, or every log in it if it is a folder,
+    whatever stdin is (under cron stdin is an empty pipe, over ssh an open socket); ``-``
+    is stdin. A file named twice, directly or through a folder, is read once (same device
+    and inode). Messages show names escaped (``shown_text``).
     """
     if not names:
-        if stdin_has_data:
-            return [Source(STDIN)], []
         path = settings.TASK_LOG.text(environ)
+        if os.path.isdir(path):
+            return _unique(*_folder(path, " (set TASK_TIME_LOG or name files)"))
         folder, base = os.path.split(path)
         try:
             found = logs_in(folder or ".", base)
         except FileNotFoundError:
             found = []
         except OSError as exc:
-            return [], [(path, f"cannot read {folder or '.'}: {exc.strerror or exc} (set TASK_TIME_LOG or name files)")]
+            problem = (
+                f"cannot read {shown_text(folder or '.')}: {exc.strerror or exc} (set TASK_TIME_LOG or name files)"
+            )
+            return [], [(path, problem)]
         if not found:
-            return [], [(path, f"no task-time log at {path} (set TASK_TIME_LOG or name files)")]
-        return [Source(name) for name in found], []
+            return [], [(path, f"no task-time log at {shown_text(path)} (set TASK_TIME_LOG or name files)")]
+        return _unique([Source(name) for name in found], [])
     sources: list[Source] = []
     problems: list[tuple[str, str]] = []
     for name in names:
         if name == STDIN:
             sources.append(Source(STDIN))
         elif os.path.isdir(name):
-            try:
-                found = logs_in(name)
-            except OSError as exc:
-                problems.append((name, f"cannot read {name}: {exc.strerror or exc}"))
-                continue
-            if not found:
-                problems.append((name, f"no task-time logs in {name}"))
-            sources.extend(Source(path) for path in found)
+            in_folder, folder_problems = _folder(name)
+            sources.extend(in_folder)
+            problems.extend(folder_problems)
         else:
             sources.append(Source(name))  # opening it tells whether it can be read
-    return sources, problems
+    return _unique(sources, problems)
+
+
+def _folder(folder: str, hint: str = "") -> tuple[list[Source], list[tuple[str, str]]]:
+    """The logs in a folder, or why there are none."""
+    try:
+        found = logs_in(folder)
+    except OSError as exc:
+        return [], [(folder, f"cannot read {shown_text(folder)}: {exc.strerror or exc}{hint}")]
+    if not found:
+        return [], [(folder, f"no task-time logs in {shown_text(folder)}{hint}")]
+    return [Source(path) for path in found], []
+
+
+def _unique(sources: list[Source], problems: list[tuple[str, str]]) -> tuple[list[Source], list[tuple[str, str]]]:
+    """``sources`` without a second reading of any file (or of stdin), in first-named order."""
+    seen: set[object] = set()
+    kept = []
+    for source in sources:
+        key: object
+        if source.name == STDIN:
+            key = STDIN
+        else:
+            try:
+                status = os.stat(source.name)
+                key = (status.st_dev, status.st_ino)
+            except (OSError, ValueError):  # unreadable: opening it says why, once per real path
+                key = os.path.realpath(source.name)
+        if key not in seen:
+            seen.add(key)
+            kept.append(source)
+    return kept, problems
 
 
 class Reading:
@@ -119,7 +151,7 @@ class Reading:
         try:
             stream = open(self.source.name, "rb")  # noqa: SIM115 - closed below, after the generator ends
         except OSError as exc:
-            raise SourceError(f"cannot read {self.source.name}: {exc.strerror or exc}") from None
+            raise SourceError(f"cannot read {shown_text(self.source.name)}: {exc.strerror or exc}") from None
         with stream:
             yield from self._lines(stream)
 
@@ -127,7 +159,7 @@ class Reading:
         try:
             head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
         except OSError as exc:
-            raise SourceError(f"cannot read {self.source.name}: {exc.strerror or exc}") from None
+            raise SourceError(f"cannot read {shown_text(self.source.name)}: {exc.strerror or exc}") from None
         blocks = self._gunzip(stream) if head == _GZIP_MAGIC else iter(lambda: stream.read(CHUNK), b"")
         rest = b""
         try:
@@ -138,14 +170,18 @@ class Reading:
                 if cut:
                     yield data[:cut]
         except OSError as exc:
-            raise SourceError(f"cannot read {self.source.name}: {exc.strerror or exc}") from None
+            raise SourceError(f"cannot read {shown_text(self.source.name)}: {exc.strerror or exc}") from None
         if self.damage is not None:
             self.cut_line = rest
         elif rest:
             yield rest + b"\n"
 
     def _gunzip(self, stream: BinaryIO) -> Iterator[bytes]:
-        """Decompressed blocks of every gzip member; ``damage`` set if the data ends early or is corrupt."""
+        """Decompressed blocks of every gzip member; ``damage`` set if the data ends early or is corrupt.
+
+        Corrupt data is reported at the compressed offset where the decompressor stopped:
+        the bytes it consumed, from the start of the file, before it raised.
+        """
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         read = 0
         member_open = False  # a member has started and not ended
@@ -153,10 +189,12 @@ class Reading:
             read += len(data)
             while data:
                 member_open = True
+                before = inflater.copy()  # to find, after an error, how far it got
                 try:
                     block = inflater.decompress(data, 4 * CHUNK)
                 except zlib.error as exc:
-                    self.damage = f"compressed data is corrupt after {read} bytes ({exc})"
+                    offset = read - len(data) + _good_prefix(before, data)
+                    self.damage = f"compressed data is corrupt after {offset} bytes ({exc})"
                     return
                 if block:
                     yield block
@@ -167,3 +205,26 @@ class Reading:
                     data = inflater.unconsumed_tail
         if member_open:
             self.damage = "compressed data ends early (truncated)"
+
+
+def _good_prefix(inflater: zlib._Decompress, data: bytes) -> int:
+    """How many bytes of ``data`` ``inflater`` takes before it raises (a copy is tried, by bisection).
+
+    A prefix that raises makes every longer one raise: the decompressor reads in order.
+    """
+    low, high = 0, len(data)  # data[:low] is taken; data[:high] raises
+    while high - low > 1:
+        middle = (low + high) // 2
+        trial = inflater.copy()
+        try:
+            rest = data[:middle]
+            while rest:  # output is dropped, in bounded pieces
+                trial.decompress(rest, 4 * CHUNK)
+                rest = trial.unconsumed_tail
+                if trial.eof:
+                    break
+        except zlib.error:
+            high = middle
+        else:
+            low = middle
+    return low

@@ -203,6 +203,19 @@ def _figure(value: float | None) -> float:
     return value
 
 
+def share(total: float, grand_total: float) -> float:
+    """``total``'s part of ``grand_total``; 0 when there is no finite part.
+
+    With values within ``SECONDS_LIMIT`` sums stay finite, but negative times (a clock
+    set back) can bring the grand total to zero or near it while one task's total is not:
+    then no share is a number, and it is 0, as it has always been for a grand total of 0.
+    """
+    if not grand_total:
+        return 0.0
+    part = total / grand_total
+    return part if math.isfinite(part) else 0.0
+
+
 def task_row(task: str, tally: TaskTally, grand_total: float) -> TaskRow:
     """The row for one task; ``grand_total`` is the task time of all selected executions."""
     times, waits = tally.times, tally.waits
@@ -213,7 +226,7 @@ def task_row(task: str, tally: TaskTally, grand_total: float) -> TaskRow:
         task=task,
         executions=executions,
         total=total,
-        share=total / grand_total if grand_total else 0.0,
+        share=share(total, grand_total),
         mean=total / executions,
         p50=_figure(times.percentile(50)),
         p95=_figure(times.percentile(95)),

@@ -80,16 +80,118 @@ def _tag(event: dict[str, Any], tags: list[str]) -> None:
     existing.extend(tag for tag in tags if tag not in existing)
 
 
-_CONDITION = re.compile(r'^"([^"]+)" (not )?in \[(\w+)\]$')
+_CONDITION_TOKEN = re.compile(r'\s*("[^"]*"|\[\w+\]|-?[0-9]+(?:\.[0-9]+)?|<=|>=|<|>|\(|\)|[a-z]+)')
+_COMPARISONS = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+class ConditionError(Exception):
+    """What Logstash's EventCondition throws (UnexpectedTypeException): comparing a missing or non-numeric field."""
+
+
+def _condition_tokens(condition: str) -> list[str]:
+    tokens, position = [], 0
+    while position < len(condition):
+        match = _CONDITION_TOKEN.match(condition, position)
+        if not match:
+            raise NotImplementedError(f"condition the interpreter does not know: {condition}")
+        tokens.append(match.group(1))
+        position = match.end()
+    return tokens
 
 
 def _holds(condition: str, event: dict[str, Any]) -> bool:
-    match = _CONDITION.match(condition)
-    if not match:
+    """Logstash's conditions, as far as the configs use them.
+
+    ``"tag" in [field]`` and ``"tag" not in [field]``; ``[field]`` alone (truthy: present, and
+    not empty or ``false``); ``[field] < number`` and ``>``, ``<=``, ``>=``, which, like
+    Logstash's ``compareFieldToConstant``, fail on a missing or non-numeric field instead of
+    being false; parentheses; ``and`` and ``or``, both short-circuit as Logstash's compiled
+    conditions are. ``and`` and ``or`` mixed without parentheses are refused: the precedence
+    is not modelled. Anything else fails loudly.
+    """
+    tokens = _condition_tokens(condition)
+    position = 0
+
+    def peek() -> str | None:
+        return tokens[position] if position < len(tokens) else None
+
+    def take() -> str:
+        nonlocal position
+        if position >= len(tokens):
+            raise NotImplementedError(f"condition the interpreter does not know: {condition}")
+        position += 1
+        return tokens[position - 1]
+
+    def field(token: str) -> str:
+        if not re.fullmatch(r"\[\w+\]", token):
+            raise NotImplementedError(f"condition the interpreter does not know: {condition}")
+        return token[1:-1]
+
+    def expression() -> bool:
+        token = take()
+        if token == "(":
+            value = disjunction()
+            if take() != ")":
+                raise NotImplementedError(f"condition the interpreter does not know: {condition}")
+            return value
+        if token.startswith('"'):
+            negate = peek() == "not"
+            if negate:
+                take()
+            if take() != "in":
+                raise NotImplementedError(f"condition the interpreter does not know: {condition}")
+            present = token[1:-1] in (event.get(field(take())) or [])
+            return not present if negate else present
+        name = field(token)
+        value = event.get(name)
+        if peek() in _COMPARISONS:
+            operator = take()
+            number = take()
+            if not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", number):
+                raise NotImplementedError(f"condition the interpreter does not know: {condition}")
+            constant = float(number) if "." in number else int(number)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConditionError(f"[{name}] is {value!r}, not a number, in: {condition}")
+            return bool(_COMPARISONS[operator](value, constant))
+        if isinstance(value, list | dict):
+            raise NotImplementedError(f"truthiness of a list or map field: {condition}")
+        return value is not None and str(value) not in ("", "false")
+
+    def disjunction() -> bool:
+        value = expression()
+        operator = None
+        while peek() in ("and", "or"):
+            if operator is not None and peek() != operator:
+                raise NotImplementedError(f"and/or mixed without parentheses: {condition}")
+            operator = take()
+            if (not value) if operator == "and" else value:
+                skip()  # decided: the right side is not evaluated, as in Logstash
+            else:
+                value = expression()
+        return value
+
+    def skip() -> None:
+        """Step over one expression without evaluating it (short-circuit)."""
+        nonlocal position
+        depth = 0
+        while True:
+            token = take()
+            if token == "(":
+                depth += 1
+            elif token == ")":
+                depth -= 1
+            if depth == 0 and (peek() in (None, "and", "or", ")")):
+                return
+
+    value = disjunction()
+    if position != len(tokens):
         raise NotImplementedError(f"condition the interpreter does not know: {condition}")
-    value, negate, field_name = match.groups()
-    present = value in (event.get(field_name) or [])
-    return not present if negate else present
+    return value
 
 
 class Pipeline:
@@ -219,12 +321,16 @@ class Pipeline:
     def _mutate(self, plugin: Plugin, events: list[dict[str, Any]]) -> None:
         for option, value in plugin.options.items():
             for event in events:
+                if option == "id":
+                    continue
                 if option == "add_field":
                     for reference, text in value.items():
                         _set(event, reference, self.sprintf(text, event))
                 elif option == "remove_field":
                     for reference in value:
                         _remove(event, reference)
+                elif option == "add_tag":  # a common option: applied, like add_field, when the filter ran
+                    _tag(event, [self.sprintf(tag, event) for tag in value])
                 else:
                     raise NotImplementedError(f"mutate option the interpreter does not know: {option}")
 
