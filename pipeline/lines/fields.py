@@ -23,6 +23,8 @@ class Field:
 
 
 def _percent(char: str) -> str:
+    if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8, decoded with surrogateescape
+        return f"%{ord(char) - 0xDC00:02X}"
     return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
 
 
@@ -32,7 +34,8 @@ def encode_name(value: str | None) -> str:
     Whitespace, control and other non-printable characters and ``%`` itself are
     percent-encoded (UTF-8), so no name can split the line or forge a field, and the
     original is recoverable. An empty or missing name is written as ``-``; a name that
-    is literally ``-`` is written as ``%2D``.
+    is literally ``-`` is written as ``%2D``. A byte that was not UTF-8 (read from Redis
+    and decoded with ``surrogateescape``: U+DC80 to U+DCFF) is written as that byte, ``%FF``.
     """
     if not value:
         return EMPTY
@@ -46,8 +49,8 @@ def encode_name(value: str | None) -> str:
 def decode_name(raw: bytes | str) -> str:
     """Undo ``encode_name``: the name as the application gave it (``""`` for ``-``).
 
-    Exact for every name ``encode_name`` writes. Bytes that are not UTF-8 become U+FFFD, as
-    Logstash's UTF-8 codec reads them.
+    Exact for every name ``encode_name`` writes, except bytes that were not UTF-8: those
+    (raw or percent-encoded) become U+FFFD, as Logstash's UTF-8 codec reads them.
     """
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
@@ -58,3 +61,14 @@ def decode_name(raw: bytes | str) -> str:
         return data.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return data.decode("utf-8", "replace")
+
+
+def shown_name(name: str) -> str:
+    """A decoded name (or any text from data) for a terminal: control and other invisible
+    characters escaped as Python writes them (``\\n``, ``\\x1b``, ``\\udcff``), so a name cannot
+    forge a line or move the cursor, and rows stay rows. ``(empty)`` for an empty name."""
+    if name == "":
+        return "(empty)"
+    if name.isprintable():
+        return name
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in name)

@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 
 from pipeline.lines.clock import iso_millis
+from pipeline.lines.fields import shown_name  # one escaping for every terminal output; render.shown_name stays
 
 from .queues import QueueState
 from .stats import TaskRow
@@ -87,15 +88,6 @@ def human(seconds: float | None) -> str:
             text = f"{value:.0f}" if 1000 <= value < 1e9 else f"{value:.3g}"
             return f"{sign}{text} {unit}"
     raise AssertionError("unreachable")
-
-
-def shown_name(name: str) -> str:
-    """A decoded name for a terminal: control and other invisible characters escaped, so rows stay rows."""
-    if name == "":
-        return "(empty)"
-    if name.isprintable():
-        return name
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in name)
 
 
 _HEADERS = (
