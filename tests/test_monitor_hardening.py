@@ -203,3 +203,28 @@ def test_names_cannot_forge_check_output_lines(redis: Redis, url: str, tmp_path:
         queues[evil]["reason"]
         == "1 jobs waiting and no live worker; rq:wip:evil\\nOK all good is a string, not a sorted set"
     )
+
+
+def test_times_that_are_not_utf8_are_unreadable_times_not_a_crash(redis: Redis, url: str, tmp_path: Path) -> None:
+    _healthy(redis, "good")
+    job = _healthy(redis, "x")
+    redis.hset(f"rq:job:{job}", "enqueued_at", b"\xff\xfe")
+    redis.hset("rq:worker:w-x", "last_heartbeat", b"\xff")  # unreadable: the worker counts as dead
+    queues = _once(url, tmp_path / "m.log")
+    assert (queues["good"]["status"], queues["good"]["workers"]) == ("ok", 1)
+    assert (queues["x"]["depth"], queues["x"]["workers"], queues["x"]["status"]) == (1, 0, "critical")
+    assert _check(url) == (2, ["CRITICAL nagios: queue x: 1 jobs waiting and no live worker"])
+
+
+def test_rq_queues_of_the_wrong_type_is_a_reason_on_the_redis_line(redis: Redis, url: str, tmp_path: Path) -> None:
+    _healthy(redis, "default")
+    redis.delete("rq:queues")
+    redis.set("rq:queues", "s")
+    assert _check(url) == (1, ["WARN nagios: redis: rq:queues is a string, not a set"])
+    code, lines = _check(url, "--queues", "default")  # the named queue is still sampled; known or not, unknown
+    assert (code, lines) == (1, ["WARN nagios: redis: rq:queues is a string, not a set"])
+    done = run_monitor(url, tmp_path / "m.log", "--once", "--queues", "default")
+    assert done.returncode == 0, done.stderr
+    redis_line, queue_line = read_events(tmp_path / "m.log")
+    assert (redis_line["status"], redis_line["reason"]) == ("warn", "rq:queues is a string, not a set")
+    assert (queue_line["queue"], queue_line["status"], queue_line["depth"]) == ("default", "ok", 1)

@@ -126,3 +126,26 @@ def test_redis_error_text_is_escaped_on_stdout_and_stderr(
     for text in (out, err):
         [line] = text.splitlines()
         assert "\x1b" not in line and "\x07" not in line and "\\x1b]0;pwned\\x07" in line, line
+
+
+def test_check_never_ends_in_a_traceback_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 means warn: whatever goes wrong while sampling is one critical line and exit 2."""
+    from zoneinfo import ZoneInfo
+
+    from redis import Redis
+
+    from pipeline.lines.clock import LineClock
+    from pipeline.monitor.cli import Monitor, run_check
+
+    config = parse_args(["--url", NOBODY, "--name", "n", "--check-window", "0", "--check"], environ={})
+    monitor = Monitor(config, Redis.from_url(NOBODY), None, LineClock(ZoneInfo("UTC")))
+
+    def broken() -> None:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    monkeypatch.setattr(monitor, "sample", broken)
+    assert run_check(monitor) == 2
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("CRITICAL n: cannot sample Redis at 127.0.0.1:1/0 (error): 'utf-8' codec can't decode")

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from redis import Redis
-from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
+from redis.exceptions import AuthenticationError, NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -169,7 +169,7 @@ def run_check(monitor: Monitor) -> int:
             sample, first = first, None
     except ClusterModeError:
         raise
-    except (RedisError, OSError) as exc:
+    except Exception as exc:  # whatever Redis answers, --check says critical in one line, never a traceback (1: warn)
         text = f"cannot sample Redis at {monitor.label} ({classify(exc)}): {_one_line(exc)}"
         print(f"CRITICAL {shown_name(config.name)}: {shown_name(text)}")
         return EXIT_CODES[CRITICAL]

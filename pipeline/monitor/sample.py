@@ -114,7 +114,7 @@ def parse_rq_time(value: bytes | str | None) -> float | None:
     """Epoch seconds of one of RQ's ``…Z`` timestamps; None when absent or unreadable."""
     if not value:
         return None
-    text = value.decode() if isinstance(value, bytes) else value
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value  # not UTF-8: unreadable
     try:
         return datetime.strptime(text, RQ_TIME_FORMAT).replace(tzinfo=UTC).timestamp()
     except ValueError:
