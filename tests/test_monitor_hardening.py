@@ -140,9 +140,11 @@ def test_a_queue_name_that_is_not_utf8_is_read_escaped_and_warned(redis: Redis, 
     redis.rpush(b"rq:queue:" + raw, b"id-without-hash")
     redis.zadd(b"rq:failed:" + raw, {b"f1": 1, b"f2": 2})
     queues = _once(url, tmp_path / "m.log")
-    assert b"Queue: bad%FFname " in (tmp_path / "m.log").read_bytes()  # the byte survives as its escape
-    assert set(queues) == {"good", "bad\ufffdname"}
-    bad = queues["bad\ufffdname"]
+    # the byte survives as an escape: 0xFF read as U+DCFF (surrogateescape), encoded, decoded back
+    assert b"Queue: bad%ED%B3%BFname " in (tmp_path / "m.log").read_bytes()
+    assert set(queues) == {"good", "bad\udcffname"}
+    assert raw.decode("utf-8", "surrogateescape") == "bad\udcffname"
+    bad = queues["bad\udcffname"]
     assert (bad["depth"], bad["missing"], bad["failed"]) == (1, 1, 2)  # its keys were read, as bytes
     assert bad["status"] == "critical" and "queue name is not UTF-8" in bad["reason"]
     assert queues["good"]["status"] == "ok"

@@ -23,8 +23,6 @@ class Field:
 
 
 def _percent(char: str) -> str:
-    if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8, decoded with surrogateescape
-        return f"%{ord(char) - 0xDC00:02X}"
     return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
 
 
@@ -34,8 +32,10 @@ def encode_name(value: str | None) -> str:
     Whitespace, control and other non-printable characters and ``%`` itself are
     percent-encoded (UTF-8), so no name can split the line or forge a field, and the
     original is recoverable. An empty or missing name is written as ``-``; a name that
-    is literally ``-`` is written as ``%2D``. A byte that was not UTF-8 (read from Redis
-    and decoded with ``surrogateescape``: U+DC80 to U+DCFF) is written as that byte, ``%FF``.
+    is literally ``-`` is written as ``%2D``. A lone surrogate is encoded as UTF-8 would
+    if it allowed them (``surrogatepass``): a byte that was not UTF-8, read from Redis and
+    decoded with ``surrogateescape`` (0xFF as U+DCFF), is written ``%ED%B3%BF`` and read
+    back as U+DCFF, which names the byte.
     """
     if not value:
         return EMPTY
@@ -49,8 +49,8 @@ def encode_name(value: str | None) -> str:
 def decode_name(raw: bytes | str) -> str:
     """Undo ``encode_name``: the name as the application gave it (``""`` for ``-``).
 
-    Exact for every name ``encode_name`` writes, except bytes that were not UTF-8: those
-    (raw or percent-encoded) become U+FFFD, as Logstash's UTF-8 codec reads them.
+    Exact for every name ``encode_name`` writes. Bytes that are not UTF-8 become U+FFFD, as
+    Logstash's UTF-8 codec reads them.
     """
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")

@@ -118,8 +118,11 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         ConnectionPool.from_url(args.url)  # parses only; nothing connects
     except (ValueError, TypeError) as exc:
         parser.error(f"--url ({settings.REDIS_URL.variable}): {exc}")
-    for flag, setting in (("--interval", settings.MONITOR_INTERVAL), ("--max-backoff", settings.MAX_BACKOFF)):
-        if not getattr(args, flag[2:].replace("-", "_")) > 0:
+    for flag, setting, value in (
+        ("--interval", settings.MONITOR_INTERVAL, args.interval),
+        ("--max-backoff", settings.MAX_BACKOFF, args.max_backoff),
+    ):
+        if not value > 0:
             parser.error(f"{flag} ({setting.variable}) must be positive")
     low, high = settings.HEAD_RANGE
     if not low <= args.head <= high:
