@@ -81,7 +81,8 @@ MAX_LATENCY = Setting(
     "default=300",
     "latency limits in seconds, QUEUE=SECONDS,...; 'default' for the rest",
 )
-HEAD = Setting("TASK_TIME_MONITOR_HEAD", 10, "head jobs read per queue for the latency")
+HEAD = Setting("TASK_TIME_MONITOR_HEAD", 10, "head jobs read per queue for the latency, 1 to 1000")
+HEAD_RANGE = (1, 1000)  # --head's bounds: past 1,000 a sample would read whole queues
 SCHEDULED_GRACE = Setting("TASK_TIME_MONITOR_SCHEDULED_GRACE", 60.0, "seconds late before a scheduled job is overdue")
 # RQ's worker TTL (420 s) plus a minute.
 WORKER_TTL = Setting("TASK_TIME_MONITOR_WORKER_TTL", 480.0, "a worker whose last heartbeat is older is dead")

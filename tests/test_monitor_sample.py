@@ -21,7 +21,8 @@ from rq import Queue
 from harness.monitor import CountingConnection, counting_client, grant_monitor, monitor_url
 from harness.redis_server import RedisServer
 from pipeline.monitor import acl
-from pipeline.monitor.sample import COMMANDS_PER_QUEUE, take_sample
+from pipeline.monitor.rq_keys import COMMANDS_PER_QUEUE
+from pipeline.monitor.sample import take_sample
 from tests import tasks
 from tests.support.monitor import read_events, run_monitor
 from tests.support.workers import run_burst_worker, start_worker, stop_process

@@ -105,7 +105,7 @@ def report() -> Report:
 
 def test_json_has_the_documented_keys_and_numbers() -> None:
     document = json.loads(to_json(report()))
-    assert list(document) == ["tasks", "lines", "parsed", "unparsed", "first", "last", "queues"]
+    assert list(document) == ["tasks", "lines", "parsed", "unparsed", "first", "last", "queues", "redis"]
     [task] = document["tasks"]
     assert tuple(task) == TASK_KEYS == (
         "task", "executions", "total", "share", "mean", "p50", "p95", "p99", "max",

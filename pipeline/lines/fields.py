@@ -47,7 +47,10 @@ def encode_name(value: str | None) -> str:
     Whitespace, control and other non-printable characters and ``%`` itself are
     percent-encoded (UTF-8), so no name can split the line or forge a field, and the
     original is recoverable. An empty or missing name is written as ``-``; a name that
-    is literally ``-`` is written as ``%2D``.
+    is literally ``-`` is written as ``%2D``. A lone surrogate is encoded as UTF-8 would
+    if it allowed them (``surrogatepass``): a byte that was not UTF-8, read from Redis and
+    decoded with ``surrogateescape`` (0xFF as U+DCFF), is written ``%ED%B3%BF`` and read
+    back as U+DCFF, which names the byte.
     """
     if not value:
         return EMPTY
@@ -73,3 +76,18 @@ def decode_name(raw: bytes | str) -> str:
         return data.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return data.decode("utf-8", "replace")
+
+
+def shown_text(text: str) -> str:
+    """Text from data (a line, a file name, a reason) for a terminal: control and other
+    invisible characters (escape sequences too) and lone surrogates (undecodable bytes) are
+    written as Python writes them (``\\n``, ``\\x1b``, ``\\udcff``), so data cannot forge a line
+    or move the cursor, and rows stay rows."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def shown_name(name: str) -> str:
+    """A decoded name for a terminal, escaped as ``shown_text`` escapes text; ``(empty)`` for an empty name."""
+    return "(empty)" if name == "" else shown_text(name)

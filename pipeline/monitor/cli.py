@@ -5,6 +5,15 @@ unreachable, wrong password, an ACL too narrow) never end the loop: each failed 
 writes a ``critical`` error line to the log, so the gap shows in Kibana, stderr gets one
 line per change of state, and attempts back off up to ``--max-backoff`` seconds. A Redis
 Cluster node is refused at once (exit 2): RQ does not support Redis Cluster.
+
+Exit codes: a configuration error is one line on stderr and 2, in every mode. ``--check``:
+0 ok, 1 warn, 2 critical (Redis cannot be sampled is critical). ``--once``: 0 its lines
+were written, 1 they could not be (disk full, log unwritable), 2 Redis could not be
+sampled. The loop ends 0 on SIGTERM or Ctrl-C, and never between the two halves of a
+sample: a sample's lines are one ``write``, made with SIGTERM and SIGINT held.
+
+Everything printed that comes from data (queue names, reasons, Redis's error text) is
+escaped with ``shown_name``: a queue name cannot forge an output line.
 """
 
 from __future__ import annotations
@@ -12,17 +21,19 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from redis import Redis
-from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
+from redis.exceptions import AuthenticationError, NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline import settings
 from pipeline.appender import Appender, AppendError
 from pipeline.lines.clock import LineClock, format_line, timezone_from_env
+from pipeline.lines.fields import shown_name, shown_text
 from pipeline.lines.queue import CRITICAL, OK, STATUSES
 
 from .judge import judge, worst
@@ -31,6 +42,18 @@ from .sample import ClusterModeError, Sample, take_sample
 from .write import error_fields, sample_fields
 
 EXIT_CODES = {status: code for code, status in enumerate(STATUSES)}  # ok 0, warn 1, critical 2
+EXIT_UNWRITTEN = 1  # --once: the sample's lines could not be written
+HELD_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT wait (the kernel keeps them pending) until the block is over; then their handlers run."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def classify(exc: BaseException) -> str:
@@ -65,18 +88,23 @@ class Monitor:
     clock: LineClock
     previous: Sample | None = None
     fault: str | None = None
+    written: bool = True  # whether the last write reached the log
 
     @property
     def label(self) -> str:
         return redis_label(self.connection)
 
     def say(self, text: str) -> None:
-        sys.stderr.write(f"{PROG} {self.config.name}: {text}\n")
+        sys.stderr.write(f"{PROG} {shown_name(self.config.name)}: {shown_text(text)}\n")
         sys.stderr.flush()
 
-    def write(self, fields: list[str], timestamp: float) -> None:
-        if self.appender is not None:
-            self.appender.write_lines([format_line(timestamp, text, self.clock) for text in fields])
+    def write(self, fields: list[str], timestamp: float) -> bool:
+        """Write one sample's lines: all of them in one ``write``, never half (SIGTERM waits); whether they were."""
+        if self.appender is None:
+            return True
+        with signals_held():
+            self.written = self.appender.write_lines([format_line(timestamp, text, self.clock) for text in fields])
+        return self.written
 
     def sample(self) -> Sample:
         config = self.config
@@ -122,7 +150,7 @@ def run_loop(monitor: Monitor) -> int:
     while True:
         failures = 0 if monitor.step() else failures + 1
         if config.once:
-            return 0 if failures == 0 else 2
+            return 2 if failures else 0 if monitor.written else EXIT_UNWRITTEN
         delay = config.interval if failures == 0 else min(config.max_backoff, config.interval * 2 ** (failures - 1))
         next_at = max(next_at + delay, time.monotonic()) if failures == 0 else time.monotonic() + delay
         time.sleep(max(0.0, next_at - time.monotonic()))
@@ -139,16 +167,17 @@ def run_check(monitor: Monitor) -> int:
             first, sample = sample, monitor.sample()
     except ClusterModeError:
         raise
-    except (RedisError, OSError) as exc:
-        print(f"CRITICAL {config.name}: cannot sample Redis at {monitor.label} ({classify(exc)}): {_one_line(exc)}")
+    except Exception as exc:  # whatever Redis answers, --check says critical in one line, never a traceback (1: warn)
+        text = f"cannot sample Redis at {monitor.label} ({classify(exc)}): {_one_line(exc)}"
+        print(f"CRITICAL {shown_name(config.name)}: {shown_text(text)}")
         return EXIT_CODES[CRITICAL]
     problems = judge(sample, first, config.thresholds).problems()
     for level, text in problems:
-        print(f"{level.upper()} {config.name}: {text}")
+        print(f"{level.upper()} {shown_name(config.name)}: {shown_text(text)}")
     status = worst([level for level, _ in problems])
     if status == OK:
         memory = f"{sample.redis.memory_used_pct:.1f}% of maxmemory" if sample.redis.maxmemory else "no maxmemory"
-        print(f"OK {config.name}: {len(sample.queues)} queues, memory {memory}")
+        print(f"OK {shown_name(config.name)}: {len(sample.queues)} queues, memory {memory}")
     return EXIT_CODES[status]
 
 
@@ -158,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         clock = LineClock(timezone_from_env())
     except ValueError as exc:
-        print(f"{PROG} {config.name}: {exc}", file=sys.stderr)
+        print(f"{PROG} {shown_name(config.name)}: {shown_text(str(exc))}", file=sys.stderr)
         return 2
     connection = Redis.from_url(config.url, socket_timeout=10, socket_connect_timeout=5)
     appender = (
@@ -170,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             appender.open()  # a log that cannot be written is refused at start, not found out per line
         except AppendError as exc:
-            print(f"{PROG} {config.name}: {exc}", file=sys.stderr)
+            print(f"{PROG} {shown_name(config.name)}: {shown_text(str(exc))}", file=sys.stderr)
             return 2
     monitor = Monitor(config, connection, appender, clock)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -181,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"Redis at {monitor.label} is a Redis Cluster node (cluster_enabled:1): RQ does not support Redis Cluster"
         )
         monitor.write([error_fields(config.name, monitor.label, "cluster", text)], time.time())
-        print(f"{PROG} {config.name}: refusing: {text}", file=sys.stderr)
+        print(f"{PROG} {shown_name(config.name)}: refusing: {shown_text(text)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0

@@ -6,10 +6,12 @@ The second step of the monitor's one-way flow: ``sample`` (broker → numbers), 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pipeline import settings
+from pipeline.lines.fields import shown_name
 from pipeline.lines.queue import CRITICAL, OK, STATUSES, WARN
 
 from .sample import QueueStats, RedisStats, Sample
@@ -57,9 +59,12 @@ def _verdict(problems: list[tuple[str, str]]) -> Verdict:
     return Verdict(worst([level for level, _ in problems]), problems)
 
 
-def judge_redis(stats: RedisStats, previous: RedisStats | None, thresholds: Thresholds) -> Verdict:
-    """Memory against ``maxmemory``, the eviction policy, and evictions or OOM rejections since ``previous``."""
-    problems: list[tuple[str, str]] = []
+def judge_redis(
+    stats: RedisStats, previous: RedisStats | None, thresholds: Thresholds, faults: tuple[str, ...] = ()
+) -> Verdict:
+    """Memory against ``maxmemory``, the eviction policy, evictions or OOM rejections since
+    ``previous``, and keys no queue owns that could not be read (``faults``, warn)."""
+    problems: list[tuple[str, str]] = [(WARN, fault) for fault in faults]
     if stats.maxmemory == 0:
         problems.append((WARN, "no maxmemory: Redis grows until the host kills it"))
     else:
@@ -82,8 +87,12 @@ def judge_redis(stats: RedisStats, previous: RedisStats | None, thresholds: Thre
 
 
 def judge_queue(queue: QueueStats, thresholds: Thresholds) -> Verdict:
-    """Waiting jobs without a worker, latency over its limit, abandoned and overdue jobs."""
+    """Waiting jobs without a worker, latency over its limit, abandoned and overdue jobs; a
+    queue RQ does not know (not in ``rq:queues``) or one of its keys unreadable is warn."""
     problems: list[tuple[str, str]] = []
+    if not queue.known:
+        problems.append((WARN, "unknown queue"))
+    problems += [(WARN, fault) for fault in queue.faults]
     if queue.depth > 0 and queue.workers == 0:
         problems.append((CRITICAL, f"{queue.depth} jobs waiting and no live worker"))
     limit = thresholds.latency_limit(queue.name)
@@ -105,16 +114,16 @@ class Judgement:
     new_failed: dict[str, int]
 
     def problems(self) -> list[tuple[str, str]]:
-        """``(status, "redis: reason")`` and ``(status, "queue <name>: reason")`` pairs, Redis first."""
+        """``(status, "redis: reason")`` and ``(status, "queue <name>: reason")`` pairs, Redis first; names escaped."""
         found = [(level, f"redis: {text}") for level, text in self.redis.problems]
         for name, verdict in self.queues.items():
-            found += [(level, f"queue {name}: {text}") for level, text in verdict.problems]
+            found += [(level, f"queue {shown_name(name)}: {text}") for level, text in verdict.problems]
         return found
 
 
 def judge(sample: Sample, previous: Sample | None, thresholds: Thresholds) -> Judgement:
     """Judge every line of ``sample``; ``previous`` (the last good sample) gives what changed since."""
-    redis = judge_redis(sample.redis, previous.redis if previous else None, thresholds)
+    redis = judge_redis(sample.redis, previous.redis if previous else None, thresholds, sample.faults)
     failed_before = {queue.name: queue.failed for queue in previous.queues} if previous else {}
     return Judgement(
         redis,
@@ -136,5 +145,7 @@ def parse_latency_limits(text: str) -> dict[str, float]:
             raise ValueError(f"latency limit {item!r}: {value!r} is not a number of seconds") from None
         if not seconds > 0:
             raise ValueError(f"latency limit {item!r} must be positive")
+        if math.isinf(seconds):
+            raise ValueError(f"latency limit {item!r} must be a finite number of seconds")
         limits[name] = seconds
     return limits

@@ -1,15 +1,23 @@
 """The monitor's options: each a flag and an environment variable (``pipeline.settings``), read
-into one typed ``MonitorConfig``."""
+into one typed ``MonitorConfig``.
+
+Every configuration error (a bad URL, a number that is not finite or out of range, an
+unknown option) is one line on stderr and exit 2, before anything connects or is written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
+
+from redis import ConnectionPool
 
 from pipeline import settings
+from pipeline.lines.fields import shown_name
 from pipeline.settings import Setting
 
 from .judge import Thresholds, parse_latency_limits
@@ -36,6 +44,24 @@ class MonitorConfig:
     check: bool = False
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (``prog: error: …``, data escaped) and exit 2, without the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {shown_name(' '.join(message.split()))}\n")
+
+
+def number(text: str) -> float:
+    """A float option's value: finite (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _option(
     parser: argparse.ArgumentParser,
     environ: Mapping[str, str],
@@ -48,6 +74,8 @@ def _option(
     if (raw := setting.raw(environ)) is not None:
         try:
             value = kind(raw)
+        except argparse.ArgumentTypeError as exc:  # a float option's own message
+            parser.error(f"{setting.variable}={exc}")
         except ValueError:
             parser.error(f"{setting.variable}={raw!r} is not {'a whole number' if kind is int else 'a number'}")
     help_text = f"{setting.help} ({setting.variable}; default {setting.shown_default()})".replace("%", "%%")
@@ -57,35 +85,50 @@ def _option(
 def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> MonitorConfig:
     """The options, each defaulting to its environment variable."""
     env = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Sample RQ's queues in Redis, read-only, and log their health."
-    )
+    parser = _Parser(prog=PROG, description="Sample RQ's queues in Redis, read-only, and log their health.")
     for flag, setting, kind in (
         ("--url", settings.REDIS_URL, str),
         ("--name", settings.MONITOR_NAME, str),
         ("--log", settings.MONITOR_LOG, str),
-        ("--interval", settings.MONITOR_INTERVAL, float),
+        ("--interval", settings.MONITOR_INTERVAL, number),
         ("--queues", settings.MONITOR_QUEUES, str),
-        ("--memory-warn", settings.MEMORY_WARN, float),
-        ("--memory-critical", settings.MEMORY_CRITICAL, float),
+        ("--memory-warn", settings.MEMORY_WARN, number),
+        ("--memory-critical", settings.MEMORY_CRITICAL, number),
         ("--max-latency", settings.MAX_LATENCY, str),
         ("--head", settings.HEAD, int),
-        ("--scheduled-grace", settings.SCHEDULED_GRACE, float),
-        ("--worker-ttl", settings.WORKER_TTL, float),
-        ("--max-backoff", settings.MAX_BACKOFF, float),
-        ("--check-window", settings.CHECK_WINDOW, float),
+        ("--scheduled-grace", settings.SCHEDULED_GRACE, number),
+        ("--worker-ttl", settings.WORKER_TTL, number),
+        ("--max-backoff", settings.MAX_BACKOFF, number),
+        ("--check-window", settings.CHECK_WINDOW, number),
     ):
         _option(parser, env, flag, setting, kind)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="write one sample's lines and exit")
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="write one sample's lines and exit: 0 written, 1 not written, 2 Redis failed",
+    )
     mode.add_argument("--check", action="store_true", help="print one line per problem; exit 0 ok, 1 warn, 2 critical")
     args = parser.parse_args(argv)
     try:
         limits = parse_latency_limits(args.max_latency)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.interval <= 0 or args.max_backoff <= 0 or args.head < 1 or args.check_window < 0:
-        parser.error("--interval, --max-backoff and --head must be positive, --check-window not negative")
+    try:
+        ConnectionPool.from_url(args.url)  # parses only; nothing connects
+    except (ValueError, TypeError) as exc:
+        parser.error(f"--url ({settings.REDIS_URL.variable}): {exc}")
+    for flag, setting, value in (
+        ("--interval", settings.MONITOR_INTERVAL, args.interval),
+        ("--max-backoff", settings.MAX_BACKOFF, args.max_backoff),
+    ):
+        if not value > 0:
+            parser.error(f"{flag} ({setting.variable}) must be positive")
+    low, high = settings.HEAD_RANGE
+    if not low <= args.head <= high:
+        parser.error(f"--head ({settings.HEAD.variable}) must be {low} to {high}, not {args.head}")
+    if args.check_window < 0:
+        parser.error(f"--check-window ({settings.CHECK_WINDOW.variable}) must not be negative")
     if not 0 < args.memory_warn <= args.memory_critical:
         parser.error("need 0 < --memory-warn <= --memory-critical")
     return MonitorConfig(

@@ -1,14 +1,17 @@
 """One sample of RQ's state in Redis, read with raw, pipelined read commands.
 
-Key names are those rq 2.x writes (checked against rq 2.12): ``rq:queues``,
-``rq:queue:<q>``, ``rq:job:<id>``, the registries ``rq:wip:<q>`` (started; rq 1.x called
-it ``rq:started:<q>``), ``rq:failed:<q>``, ``rq:deferred:<q>``, ``rq:scheduled:<q>``, the
-worker sets ``rq:workers:<q>`` and hashes ``rq:worker:<name>``, and ``rq:suspended``.
+Keys are RQ's (``rq_keys``).
 
 A sample costs three round trips whatever the number of queues, and a fixed number of
 commands per queue whatever its length: no ``KEYS``, no ``LRANGE 0 -1``, and none of
 RQ's helpers, which clean registries (writes, failure callbacks) or delete stale worker
 keys.
+
+One bad key never costs the whole sample: a key of the wrong type (``WRONGTYPE``), a
+worker set listing something that is not a worker key, or a queue name that is not UTF-8
+becomes a fault of the queue it belongs to (``QueueStats.faults``), and the sample goes on.
+Only then, a fourth round trip asks the ``TYPE`` of each key of the wrong type, for the
+reason. Keys are sent as the bytes Redis holds, so a name that is not UTF-8 is still read.
 """
 
 from __future__ import annotations
@@ -23,20 +26,22 @@ from redis import Redis
 
 from pipeline import settings
 
-QUEUES_KEY = "rq:queues"
-QUEUE_PREFIX = "rq:queue:"
-JOB_PREFIX = "rq:job:"
-STARTED_REGISTRY = "rq:wip:{}"
-FAILED_REGISTRY = "rq:failed:{}"
-DEFERRED_REGISTRY = "rq:deferred:{}"
-SCHEDULED_REGISTRY = "rq:scheduled:{}"
-WORKERS_BY_QUEUE = "rq:workers:{}"
-SUSPENDED_KEY = "rq:suspended"
-RQ_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-# Commands sent per queue in the second round trip (LLEN, LRANGE, 2 x ZCARD/ZCOUNT for
-# started, ZCARD failed, ZCARD deferred, ZCARD/ZCOUNT scheduled, SMEMBERS workers).
-COMMANDS_PER_QUEUE = 9
+from .rq_keys import (
+    COMMANDS_PER_QUEUE,
+    JOB_PREFIX,
+    QUEUE_PREFIX,
+    QUEUES_KEY,
+    REGISTRIES,
+    ROW_TYPES,
+    RQ_TIME_FORMAT,
+    SUSPENDED_KEY,
+    WORKER_PREFIX,
+    WORKERS_BY_QUEUE,
+    BadKeys,
+    raw,
+    shown,
+    text,
+)
 
 
 class ClusterModeError(Exception):
@@ -76,6 +81,10 @@ class QueueStats:
     overdue: int  # scheduled jobs past their time by more than the grace: no scheduler running
     workers: int
     busy: int
+    # Why some of the figures could not be read: keys of the wrong type, a name that is not
+    # UTF-8, a worker set listing something else than worker keys; each one reason, data escaped.
+    faults: tuple[str, ...] = ()
+    known: bool = True  # listed in rq:queues (a queue named with --queues may not be)
 
     @property
     def idle(self) -> int:
@@ -90,13 +99,14 @@ class Sample:
     duration: float
     redis: RedisStats
     queues: list[QueueStats] = field(default_factory=list)
+    faults: tuple[str, ...] = ()  # keys no queue owns that could not be read: rq:queues of the wrong type
 
 
 def parse_rq_time(value: bytes | str | None) -> float | None:
     """Epoch seconds of one of RQ's ``…Z`` timestamps; None when absent or unreadable."""
     if not value:
         return None
-    text = value.decode() if isinstance(value, bytes) else value
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value  # not UTF-8: unreadable
     try:
         return datetime.strptime(text, RQ_TIME_FORMAT).replace(tzinfo=UTC).timestamp()
     except ValueError:
@@ -130,10 +140,6 @@ def redis_stats(info: dict[str, Any], suspended: bool) -> RedisStats:
     )
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
-
-
 def _raise_first_error(results: list[Any]) -> None:
     for result in results:
         if isinstance(result, Exception):
@@ -147,96 +153,134 @@ def take_sample(
     scheduled_grace: float = settings.SCHEDULED_GRACE.default,
     worker_ttl: float = settings.WORKER_TTL.default,
 ) -> Sample:
-    """Read one sample in three pipelined round trips.
+    """Read one sample in three pipelined round trips (four when a key is of the wrong type).
 
     ``queues`` limits the sample to those queue names (default: every queue in
-    ``rq:queues``). The first ``head`` ids of each queue give its latency. A worker counts
-    when its hash still exists and its last heartbeat is at most ``worker_ttl`` seconds
-    old. Raises ``ClusterModeError`` on a Redis Cluster node, and redis-py's errors when
-    Redis cannot be read.
+    ``rq:queues``); a name ``rq:queues`` does not list is sampled all the same, marked
+    unknown. The first ``head`` ids of each queue give its latency. A worker counts when
+    its hash still exists and its last heartbeat is at most ``worker_ttl`` seconds old.
+    Raises ``ClusterModeError`` on a Redis Cluster node, and redis-py's errors when Redis
+    cannot be read (a key of the wrong type is not one: see the module).
     """
     started = time.perf_counter()
     taken_at = time.time()
+    bad = BadKeys()
+    queues_key, queue_prefix = QUEUES_KEY.encode(), QUEUE_PREFIX.encode()
 
     # Round trip 1: the server, the suspension flag, the queue names.
     pipe = connection.pipeline(transaction=False)
     pipe.info()
     pipe.exists(SUSPENDED_KEY)
-    if queues is None:
-        pipe.smembers(QUEUES_KEY)
+    pipe.smembers(QUEUES_KEY)
     first = pipe.execute(raise_on_error=False)
     info = first[0]
     if isinstance(info, dict) and str(info.get("cluster_enabled", "0")) == "1":
         raise ClusterModeError("Redis Cluster is not supported by RQ")
-    _raise_first_error(first)
+    _raise_first_error(first[:2])
+    listed = bad.read(first[2], queues_key, "set")
+    known = {raw(key) for key in listed or ()}
     if queues is None:
-        names = sorted(_text(key)[len(QUEUE_PREFIX) :] for key in first[2] if _text(key).startswith(QUEUE_PREFIX))
+        names = sorted((key[len(queue_prefix) :] for key in known if key.startswith(queue_prefix)), key=text)
     else:
-        names = list(queues)
+        names = [raw(name) for name in queues]
 
     # Round trip 2: a fixed set of commands per queue.
     now = time.time()
     pipe = connection.pipeline(transaction=False)
+    keys_of: list[tuple[bytes, ...]] = []
     for name in names:
-        pipe.llen(QUEUE_PREFIX + name)
-        pipe.lrange(QUEUE_PREFIX + name, 0, head - 1)
-        pipe.zcard(STARTED_REGISTRY.format(name))
-        pipe.zcount(STARTED_REGISTRY.format(name), "-inf", f"({now}")
-        pipe.zcard(FAILED_REGISTRY.format(name))
-        pipe.zcard(DEFERRED_REGISTRY.format(name))
-        pipe.zcard(SCHEDULED_REGISTRY.format(name))
-        pipe.zcount(SCHEDULED_REGISTRY.format(name), "-inf", f"({now - scheduled_grace}")
-        pipe.smembers(WORKERS_BY_QUEUE.format(name))
-    second = pipe.execute() if names else []
-    rows = [second[i : i + COMMANDS_PER_QUEUE] for i in range(0, len(second), COMMANDS_PER_QUEUE)]
+        queue, wip, failed, deferred, scheduled, workers = (
+            prefix.encode() + name
+            for prefix in (QUEUE_PREFIX, *(key.format("") for key in REGISTRIES), WORKERS_BY_QUEUE.format(""))
+        )
+        keys = (queue, queue, wip, wip, failed, deferred, scheduled, scheduled, workers)  # as ROW_TYPES
+        keys_of.append(keys)
+        pipe.llen(keys[0])
+        pipe.lrange(keys[1], 0, head - 1)
+        pipe.zcard(keys[2])
+        pipe.zcount(keys[3], "-inf", f"({now}")
+        pipe.zcard(keys[4])
+        pipe.zcard(keys[5])
+        pipe.zcard(keys[6])
+        pipe.zcount(keys[7], "-inf", f"({now - scheduled_grace}")
+        pipe.smembers(keys[8])
+    second = pipe.execute(raise_on_error=False) if names else []
+    rows = []
+    for number, queue_keys in enumerate(keys_of):
+        results = second[number * COMMANDS_PER_QUEUE : (number + 1) * COMMANDS_PER_QUEUE]
+        rows.append(
+            [bad.read(result, key, kind) for result, key, kind in zip(results, queue_keys, ROW_TYPES, strict=True)]
+        )
 
     # Round trip 3: enqueued_at of the head jobs, state and heartbeat of the workers.
-    workers = sorted({_text(key) for row in rows for key in row[8]})
+    worker_prefix = WORKER_PREFIX.encode()
+    worker_keys = sorted({raw(key) for row in rows for key in row[8] or () if raw(key).startswith(worker_prefix)})
     pipe = connection.pipeline(transaction=False)
-    for row in rows:
-        for job_id in row[1]:
-            pipe.hmget(JOB_PREFIX + _text(job_id), ["enqueued_at", "created_at"])
-    for key in workers:
+    job_keys = [[JOB_PREFIX.encode() + raw(job_id) for job_id in row[1] or ()] for row in rows]
+    for head_keys in job_keys:
+        for key in head_keys:
+            pipe.hmget(key, ["enqueued_at", "created_at"])
+    for key in worker_keys:
         pipe.hmget(key, ["state", "last_heartbeat"])
-    third = pipe.execute() if len(pipe) else []
+    third = pipe.execute(raise_on_error=False) if len(pipe) else []
     now = time.time()
 
     heads = iter(third)
-    states = dict(zip(workers, third[len(third) - len(workers) :], strict=True)) if workers else {}
-    live: dict[str, bool] = {}
-    for key, (state, heartbeat) in states.items():
+    job_replies = [[bad.read(next(heads), key, "hash") for key in head_keys] for head_keys in job_keys]
+    states = {key: bad.read(reply, key, "hash") for key, reply in zip(worker_keys, heads, strict=True)}
+    live: dict[bytes, bool] = {}
+    for key, reply in states.items():
+        state, heartbeat = reply or (None, None)
         beat = parse_rq_time(heartbeat)
         live[key] = state is not None and beat is not None and now - beat <= worker_ttl
+    reasons = bad.reasons(connection)  # a fourth round trip, only when a key was of the wrong type
 
     result = []
-    for name, row in zip(names, rows, strict=True):
-        depth, head_ids, started_count, abandoned, failed, deferred, scheduled, overdue, members = row
+    for name, queue_keys, row, jobs, replies in zip(names, keys_of, rows, job_keys, job_replies, strict=True):
+        depth, _, started_count, abandoned, failed, deferred, scheduled, overdue, members = row
         missing, oldest = 0, None
-        for _ in head_ids:
-            enqueued_at, created_at = next(heads)
+        for reply in replies:
+            if reply is None:  # a job key of the wrong type: neither missing nor a time
+                continue
+            enqueued_at, created_at = reply
             if enqueued_at is None and created_at is None:
                 missing += 1
                 continue
             moment = parse_rq_time(enqueued_at)
             if moment is not None and (oldest is None or moment < oldest):
                 oldest = moment
-        listening = [_text(key) for key in members if live.get(_text(key))]
-        busy = sum(1 for key in listening if _text(states[key][0]) == "busy")
+        members = [raw(key) for key in members or ()]
+        listening = [key for key in members if live.get(key)]
+        busy = sum(1 for key in listening if text(states[key][0]) == "busy")
+        latency = max(0.0, now - oldest) if oldest is not None else (0.0 if not depth else None)
+        faults: list[str] = []
+        try:
+            name.decode("utf-8")
+        except UnicodeDecodeError:
+            faults.append("queue name is not UTF-8")
+        owned = dict.fromkeys([*queue_keys, *jobs, *sorted(key for key in members if key in states)])
+        faults += [reasons[key] for key in owned if key in reasons]
+        strays = sorted(key for key in members if not key.startswith(worker_prefix))
+        faults += [f"{shown(queue_keys[8])} lists {shown(key)}, not a worker key" for key in strays]
         result.append(
             QueueStats(
-                name=name,
-                depth=depth,
-                latency=max(0.0, now - oldest) if oldest is not None else (0.0 if depth == 0 else None),
+                name=text(name),
+                depth=depth or 0,
+                latency=None if queue_keys[0] in reasons else latency,  # None: the queue itself could not be read
                 missing=missing,
-                started=started_count,
-                abandoned=abandoned,
-                failed=failed,
-                deferred=deferred,
-                scheduled=scheduled,
-                overdue=overdue,
+                started=started_count or 0,
+                abandoned=abandoned or 0,
+                failed=failed or 0,
+                deferred=deferred or 0,
+                scheduled=scheduled or 0,
+                overdue=overdue or 0,
                 workers=len(listening),
                 busy=busy,
+                faults=tuple(faults),
+                known=listed is None or queue_prefix + name in known,
             )
         )
     stats = redis_stats(info, bool(first[1]))
-    return Sample(taken_at=taken_at, duration=time.perf_counter() - started, redis=stats, queues=result)
+    sample_faults = (reasons[queues_key],) if queues_key in reasons else ()
+    duration = time.perf_counter() - started
+    return Sample(taken_at=taken_at, duration=duration, redis=stats, queues=result, faults=sample_faults)

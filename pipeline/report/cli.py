@@ -11,7 +11,7 @@ still read and reported); 3 the report could not be written (disk full, a closed
 in ``| head``): one line on stderr says why, never a traceback.
 
 Everything printed that comes from the data (names, unparsed lines, file names, also in
-messages on stderr) is escaped (``render.shown_text``): no escape sequence reaches the terminal.
+messages on stderr) is escaped (``pipeline.lines.fields.shown_text``): no escape sequence reaches the terminal.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from pipeline.lines.clock import LineClock, iso_millis, timezone_from_env
+from pipeline.lines.fields import shown_text
 from pipeline.lines.task import STATUSES
 
 from .queues import QueueLines
 from .reader import Selection, Tally
-from .render import RENDERERS, Report, shown_text
+from .render import RENDERERS, Report
 from .sources import Reading, Source, SourceError, discover
 from .stats import SORT_KEYS, task_rows
 

@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass
 
 from pipeline.lines.clock import iso_millis
+from pipeline.lines.fields import shown_name, shown_text  # one escaping for every terminal output
 
 from .queues import QueueState, RedisState
 from .stats import TaskRow
@@ -107,24 +108,6 @@ def human(seconds: float | None) -> str:
             text = f"{value:.0f}" if 1000 <= value < 1e9 else f"{value:.3g}"
             return f"{sign}{text} {unit}"
     raise AssertionError("unreachable")
-
-
-def shown_name(name: str) -> str:
-    """A decoded name for a terminal: control and other invisible characters escaped, so rows stay rows."""
-    if name == "":
-        return "(empty)"
-    return shown_text(name)
-
-
-def shown_text(text: str) -> str:
-    """Text from the data (a line, a file name, a reason) for a terminal, escaped as ``shown_name`` escapes names.
-
-    Control characters (escape sequences too), other invisible ones and lone surrogates
-    (undecodable bytes of a file name) are written as Python escapes: ``\\x1b``, ``\\n``, ``\\udcff``.
-    """
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 _HEADERS = (

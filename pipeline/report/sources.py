@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from pipeline import settings
-
-from .render import shown_text
+from pipeline.lines.fields import shown_text
 
 CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
