@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from pipeline.lines.clock import iso_millis
 
+from .capacity import CapacityRow
 from .queues import QueueState
 from .stats import TaskRow
 
@@ -39,6 +40,8 @@ class Report:
     last: str | None
     by: str
     queues: list[QueueState] = dataclasses.field(default_factory=list)
+    capacity: list[CapacityRow] | None = None  # --capacity (pipeline.report.capacity)
+    capacity_table: list[str] = dataclasses.field(default_factory=list)
 
 
 def to_json(report: Report) -> str:
@@ -51,6 +54,8 @@ def to_json(report: Report) -> str:
         "last": report.last,
         "queues": [{**dataclasses.asdict(queue), "last": iso_millis(queue.last)} for queue in report.queues],
     }
+    if report.capacity is not None:  # --capacity
+        document["capacity"] = [dataclasses.asdict(row) for row in report.capacity]
     return json.dumps(document, indent=1) + "\n"
 
 
@@ -191,6 +196,8 @@ def to_table(report: Report) -> str:
     if report.queues:
         lines += ["", "queues (queue-monitor lines: the latest sample, and the worst of all read)"]
         lines += _grid(_QUEUE_HEADERS, [_queue_cells(queue) for queue in report.queues])
+    if report.capacity_table:  # --capacity
+        lines += ["", *report.capacity_table]
     return "\n".join(lines) + "\n"
 
 
