@@ -50,6 +50,17 @@ def test_promtool_checks_the_rules() -> None:
 
 
 @pytest.mark.prometheus
+def test_the_example_scrape_config_is_valid_and_loads_the_rules() -> None:
+    config = RULES.parent / "prometheus.yml"
+    done = subprocess.run([binary("promtool"), "check", "config", str(config)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaded = yaml.safe_load(config.read_text())
+    assert loaded["rule_files"] == [RULES.name]
+    [job] = loaded["scrape_configs"]
+    assert job["job_name"] == JOB and job["metrics_path"] == "/metrics"
+
+
+@pytest.mark.prometheus
 def test_promtool_unit_tests_pass() -> None:
     done = subprocess.run(
         [binary("promtool"), "test", "rules", RULE_TESTS.name], capture_output=True, text=True, cwd=RULE_TESTS.parent
