@@ -138,3 +138,13 @@ def test_without_the_extra_the_monitor_says_how_to_install_it(redis_server: Redi
     done = run_to_end([*command[:-2], "--once"], env=env)
     assert done.returncode == 0, done.stderr
     assert sys.executable == command[0]
+
+
+def test_check_ignores_the_metrics_port(redis: Redis, redis_server: RedisServer, tmp_path: Path) -> None:
+    with socket.socket() as taken:  # as in compose: the loop holds the port when the healthcheck runs --check
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        command = monitor_command(redis_server.url, tmp_path / "m.log", "--check", "--check-window", "0")
+        done = run_to_end(command, env=monitor_env(TASK_TIME_MONITOR_METRICS_PORT=port))
+    assert done.returncode in (0, 1) and "metrics" not in done.stderr, done.stderr
