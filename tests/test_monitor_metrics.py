@@ -148,3 +148,25 @@ def test_check_ignores_the_metrics_port(redis: Redis, redis_server: RedisServer,
         command = monitor_command(redis_server.url, tmp_path / "m.log", "--check", "--check-window", "0")
         done = run_to_end(command, env=monitor_env(TASK_TIME_MONITOR_METRICS_PORT=port))
     assert done.returncode in (0, 1) and "metrics" not in done.stderr, done.stderr
+
+
+def test_while_redis_cannot_be_sampled_the_endpoint_says_so(tmp_path: Path) -> None:
+    monitor = MetricsMonitor(f"redis://127.0.0.1:{free_port()}/0", tmp_path / "m.log", "--interval", "0.2")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                metrics = scrape(monitor.port)
+                if value(metrics, "task_time_monitor_sample_errors_total", error="unreachable") >= 2:
+                    break
+            except (OSError, AssertionError):
+                pass
+            assert time.monotonic() < deadline and monitor.process.poll() is None
+            time.sleep(0.1)
+        assert value(metrics, "task_time_broker_up") == 0
+        assert value(metrics, "task_time_monitor_samples_total") == 0
+        assert not any(name.startswith("task_time_queue_") for name, _ in metrics)
+        status, body = get(f"http://127.0.0.1:{monitor.port}/queues")
+        assert status == 503 and b"no sample yet" in body
+    finally:
+        monitor.stop()

@@ -10,6 +10,7 @@ loop.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
@@ -28,6 +29,10 @@ class MetricsError(Exception):
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -87,7 +92,8 @@ def start(state: MetricsState, host: str, port: int) -> WSGIServer:
     except ImportError:
         raise MetricsError(f"--metrics-port needs the prometheus_client package: {EXTRA_HINT}") from None
     try:
-        server = make_server(host, port, application(state), server_class=_Server, handler_class=_QuietHandler)
+        kind = _Server6 if ":" in host else _Server  # an IPv6 address such as :: or ::1
+        server = make_server(host, port, application(state), server_class=kind, handler_class=_QuietHandler)
     except OSError as exc:
         raise MetricsError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
