@@ -13,9 +13,8 @@ from rq import Queue
 
 from pipeline.lines.queue import STATUSES, match_line
 from tests import tasks
-from tests.support.metrics import MetricsMonitor, get, run_to_end, scrape, value
+from tests.support.metrics import MetricsMonitor, RedisServer, free_port, get, run_to_end, scrape, value
 from tests.support.monitor import grant_monitor, monitor_command, monitor_env, monitor_url
-from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = [pytest.mark.redis]
 

@@ -17,10 +17,9 @@ from pipeline.monitor.judge import Thresholds, judge
 from pipeline.monitor.metrics import MetricsState, families
 from pipeline.monitor.sample import QueueStats, RedisStats, Sample
 from tests import tasks
-from tests.support.metrics import MetricsMonitor
+from tests.support.metrics import MetricsMonitor, RedisServer
 from tests.support.monitor import grant_monitor, monitor_url
 from tests.support.prometheus_server import PrometheusServer, binary
-from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "prometheus" / "alerts.yml"

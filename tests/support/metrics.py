@@ -13,7 +13,11 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.monitor import start_monitor, stop
-from tests.support.redis_server import free_port
+
+# The one import of the Redis harness in the metrics tests (it may move to harness/): the rest import it from here.
+from tests.support.redis_server import RedisServer, free_port
+
+__all__ = ["MetricsMonitor", "RedisServer", "free_port", "get", "run_to_end", "scrape", "value"]
 
 
 def get(url: str, timeout: float = 5) -> tuple[int, bytes]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.redis_server import free_port
+from tests.support.metrics import free_port
 
 
 def binary(name: str) -> str:
