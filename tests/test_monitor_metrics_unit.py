@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +153,31 @@ def test_the_metrics_options_and_their_variables() -> None:
         with pytest.raises(SystemExit) as stopped:
             options.parse_args(bad, {})
         assert stopped.value.code == 2
+
+
+def _documented(heading: str) -> str:
+    """The section of docs/autoscaling.md under ``heading``."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "autoscaling.md").read_text()
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_docs_list_every_metric_served_with_its_type() -> None:
+    state = _state()
+    state.record_error("auth")
+    served = {
+        family.name + ("_total" if family.kind == "counter" else ""): family.kind
+        for family in families(state)
+        if family.samples
+    }
+    rows = re.findall(r"^\| `(task_time_[a-z_]+)` \| (gauge|counter) \|", _documented("Metrics"), re.MULTILINE)
+    assert dict(rows) == served and len(rows) == len(served)
+
+
+def test_the_docs_name_every_key_of_the_queues_document() -> None:
+    document = queues_document(_state())
+    assert document is not None
+    section = _documented("/queues")
+    for key in document:
+        assert f"`{key}`" in section, key
+    for key in next(iter(document["queues"].values())):  # type: ignore[attr-defined]
+        assert f"`queues.<name>.{key}`" in section or f"`.{key}`" in section, key
