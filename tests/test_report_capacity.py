@@ -166,3 +166,18 @@ def test_one_execution_is_spread_over_the_minutes_it_covers() -> None:
     minute = int(START.timestamp()) // 60
     assert work.minutes == {minute - 1: 30.0, minute: 60.0, minute + 1: 30.0}
     assert (work.executions, work.total) == (2, 120.0)
+
+
+def test_an_empty_window_has_no_rate_and_an_empty_log_no_rows(tmp_path: Path) -> None:
+    rows = _capacity(tmp_path, [_task(_at(1), "default", 2)])  # one line: first == last
+    assert rows["default"]["executions"] == 1 and rows["default"]["mean"] == 2
+    assert (rows["default"]["rate"], rows["default"]["busy_workers"], rows["default"]["workers_needed"]) == (
+        None,
+        None,
+        None,
+    )
+    assert rows["default"]["peak_busy_workers"] == pytest.approx(2 / 60)
+    code, out, _ = _report(tmp_path, ["not a task line"], "--capacity", "--format", "json")
+    assert code == 0 and json.loads(out)["capacity"] == []
+    code, out, _ = _report(tmp_path, ["not a task line"], "--capacity")
+    assert "capacity (window -; workers needed at 70 % utilization)\nno task executions" in out
