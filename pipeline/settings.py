@@ -92,6 +92,9 @@ CHECK_WINDOW = Setting(
     1.0,
     "--check samples twice this far apart to see rising evictions or OOM rejections; 0: once",
 )
+# The metrics endpoint (pipeline.monitor.serve; the optional extra "metrics").
+METRICS_PORT = Setting("TASK_TIME_MONITOR_METRICS_PORT", None, "serve /metrics and /queues on this port", shown="off")
+METRICS_HOST = Setting("TASK_TIME_MONITOR_METRICS_HOST", "127.0.0.1", "address the metrics endpoint listens on")
 
 # --------------------------------------------------------------------------- bootstrap
 ES_URL = Setting("ES_URL", "http://localhost:9200", "Elasticsearch URL(s), comma-separated")

@@ -76,3 +76,17 @@ def test_the_healthcheck_is_the_check_and_tolerates_warn(project: dict[str, Any]
 def test_the_env_file_documents_the_pile_up_demo() -> None:
     text = (REPO / ".env").read_text()
     assert "PRODUCER_RATE=8" in text and "REDIS_MAXMEMORY=4mb" in text
+
+
+@pytest.mark.compose
+def test_the_metrics_endpoint_is_exposed_on_the_queue_network_only(project: dict[str, Any]) -> None:  # noqa: F811
+    monitor = project["services"]["monitor"]
+    environment = monitor["environment"]
+    port = environment[settings.METRICS_PORT.variable]
+    assert environment[settings.METRICS_HOST.variable] == "0.0.0.0"  # inside the container, for the network
+    assert [str(item) for item in monitor["expose"]] == [port] and not monitor.get("ports")
+    assert set(monitor["networks"]) == {"queue"}
+    # The image has the extra the endpoint needs.
+    assert 'pip install ".[metrics]"' in (REPO / "worker" / "Dockerfile").read_text()
+    # The healthcheck's --check never serves the endpoint, so it does not collide with the loop's port.
+    assert "--check" in " ".join(monitor["healthcheck"]["test"])

@@ -36,7 +36,9 @@ from pipeline.lines.clock import LineClock, format_line, timezone_from_env
 from pipeline.lines.fields import shown_name, shown_text
 from pipeline.lines.queue import CRITICAL, OK, STATUSES
 
+from . import serve
 from .judge import judge, worst
+from .metrics import MetricsState, broker_label
 from .options import PROG, MonitorConfig, parse_args
 from .sample import ClusterModeError, Sample, take_sample
 from .write import error_fields, sample_fields
@@ -89,6 +91,7 @@ class Monitor:
     previous: Sample | None = None
     fault: str | None = None
     written: bool = True  # whether the last write reached the log
+    metrics: MetricsState | None = None  # what --metrics-port serves (pipeline.monitor.serve)
 
     @property
     def label(self) -> str:
@@ -122,6 +125,8 @@ class Monitor:
         except Exception as exc:  # whatever Redis answers, the loop goes on and says why
             kind, reason = classify(exc), _one_line(exc)
             self.write([error_fields(self.config.name, self.label, kind, reason)], time.time())
+            if self.metrics is not None:
+                self.metrics.record_error(kind)
             if self.fault != kind:  # one stderr line per change of state, not per attempt
                 retry = "" if self.config.once else "; retrying with backoff"
                 self.say(f"cannot sample Redis at {self.label} ({kind}): {reason}{retry}")
@@ -132,6 +137,8 @@ class Monitor:
             self.fault = None
         judgement = judge(sample, self.previous, self.config.thresholds)
         self.write(sample_fields(sample, judgement, self.config.name, self.label), sample.taken_at)
+        if self.metrics is not None:
+            self.metrics.record(sample, judgement)
         self.previous = sample
         return True
 
@@ -190,6 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG} {shown_name(config.name)}: {shown_text(str(exc))}", file=sys.stderr)
         return 2
     connection = Redis.from_url(config.url, socket_timeout=10, socket_connect_timeout=5)
+    metrics = None
+    if config.metrics_port is not None and not config.check:  # the metrics endpoint: pipeline.monitor.serve
+        metrics = MetricsState(broker_label(redis_label(connection)), config.name, config.thresholds)
+        try:
+            serve.start(metrics, config.metrics_host, config.metrics_port)
+        except serve.MetricsError as exc:
+            print(f"{PROG} {config.name}: {exc}", file=sys.stderr)
+            return 2
     appender = (
         None
         if config.check
@@ -201,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except AppendError as exc:
             print(f"{PROG} {shown_name(config.name)}: {shown_text(str(exc))}", file=sys.stderr)
             return 2
-    monitor = Monitor(config, connection, appender, clock)
+    monitor = Monitor(config, connection, appender, clock, metrics=metrics)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         return run_check(monitor) if config.check else run_loop(monitor)

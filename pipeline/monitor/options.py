@@ -42,6 +42,8 @@ class MonitorConfig:
     check_window: float
     once: bool = False
     check: bool = False
+    metrics_port: int | None = None  # None: no endpoint (pipeline.monitor.serve)
+    metrics_host: str = settings.METRICS_HOST.default
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,6 +102,8 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         ("--worker-ttl", settings.WORKER_TTL, number),
         ("--max-backoff", settings.MAX_BACKOFF, number),
         ("--check-window", settings.CHECK_WINDOW, number),
+        ("--metrics-port", settings.METRICS_PORT, int),
+        ("--metrics-host", settings.METRICS_HOST, str),
     ):
         _option(parser, env, flag, setting, kind)
     mode = parser.add_mutually_exclusive_group()
@@ -131,6 +135,8 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         parser.error(f"--check-window ({settings.CHECK_WINDOW.variable}) must not be negative")
     if not 0 < args.memory_warn <= args.memory_critical:
         parser.error("need 0 < --memory-warn <= --memory-critical")
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        parser.error(f"--metrics-port {args.metrics_port} is not a TCP port (1-65535)")
     return MonitorConfig(
         url=args.url,
         name=args.name or settings.default_name(),
@@ -145,4 +151,6 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         check_window=args.check_window,
         once=args.once,
         check=args.check,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )

@@ -29,8 +29,9 @@ from pipeline.lines.clock import LineClock, iso_millis, timezone_from_env
 from pipeline.lines.fields import shown_text
 from pipeline.lines.task import STATUSES
 
+from . import capacity as cap
 from .queues import QueueLines
-from .reader import Selection, Tally
+from .reader import LineReader, Selection, Tally
 from .render import RENDERERS, Report
 from .sources import Reading, Source, SourceError, discover
 from .stats import SORT_KEYS, task_rows
@@ -89,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="print the first N unparsed lines with file and line number (control characters escaped)",
+    )
+    # --capacity: pipeline.report.capacity
+    parser.add_argument("--capacity", action="store_true", help="add how many workers each queue keeps busy")
+    parser.add_argument(
+        "--target-utilization",
+        type=float,
+        default=cap.DEFAULT_TARGET,
+        metavar="F",
+        help=f"with --capacity: the busy share workers are sized for (default {cap.DEFAULT_TARGET})",
     )
     return parser
 
@@ -212,7 +222,21 @@ def main(
         statuses=frozenset(args.status) if args.status else None,
     )
     queues = QueueLines(LineClock(tz), selection)
-    tally = Tally(clock=LineClock(tz), selection=selection, keep_unparsed=args.show_unparsed, readers=[queues])
+    readers: list[LineReader] = [queues]
+    capacity, seen = None, None
+    if args.capacity:  # --capacity: pipeline.report.capacity
+        if not 0 < args.target_utilization <= 1:
+            stderr.write(f"{PROG}: --target-utilization takes a fraction in (0, 1], e.g. 0.7\n")
+            return 2
+        capacity, seen = cap.CapacityTally(), cap.CapacityMonitor(LineClock(tz), since, until, selection.queues)
+        readers.insert(0, seen)
+    tally = Tally(
+        clock=LineClock(tz),
+        selection=selection,
+        keep_unparsed=args.show_unparsed,
+        readers=readers,
+        executions=capacity.add if capacity is not None else None,
+    )
 
     sources, problems = discover(args.files, environ)
     for _, problem in problems:
@@ -237,6 +261,11 @@ def main(
         queues=queues.rows(),
         redis=queues.redis_rows(),
     )
+    if capacity is not None:  # --capacity: pipeline.report.capacity
+        window = cap.window_seconds(since, until, tally.first, tally.last)
+        start, end = (since, until) if since is not None and until is not None else (tally.first, tally.last)
+        report.capacity = cap.capacity_rows(capacity, window, args.target_utilization, seen)
+        report.capacity_table = cap.table(report.capacity, window, args.target_utilization, start, end)
     try:
         write_report(RENDERERS[args.format](report), tally, args.format, stdout, stderr)
     except OSError as exc:

@@ -111,13 +111,15 @@ class Tally:
     tasks: dict[bytes, TaskTally] = field(default_factory=dict)
     first: int | None = None  # epoch milliseconds of the earliest selected execution
     last: int | None = None
+    # --capacity (pipeline.report.capacity): given (end millis, queue, task time) of the selected executions per chunk.
+    executions: Callable[[list[tuple[int, bytes, bytes]]], None] | None = None
 
     def __post_init__(self) -> None:
         self._seconds: dict[bytes, int | None] = {}
         self._queue_selected: dict[bytes, bool] = {}
         self._first_text = self._last_text = b""
         # Unfiltered in UTC: the regex takes valid times only, and nothing else needs a look per line.
-        self._fast = self.clock.is_utc and self.selection == Selection()
+        self._fast = self.clock.is_utc and self.selection == Selection() and self.executions is None
         self._scan = SCAN_FAST if self._fast else SCAN
         self._scan_any = SCAN_FAST_ANY if self._fast else SCAN_ANY
         selection = self.selection
@@ -284,6 +286,7 @@ class Tally:
         first_text, last_text = b"", b""
         first, last = self.first, self.last
         last_prefix, last_seconds = b"", None
+        kept: list[tuple[int, bytes, bytes]] | None = [] if self.executions is not None else None
         for row in found:
             stamp, task, task_time, queue, status, wait_time = row
             prefix = stamp[:19]
@@ -320,6 +323,10 @@ class Tally:
                 waits_append(float(wait_time))
             if status in _NOTABLE:
                 counts[status] = counts.get(status, 0) + 1
+            if kept is not None:
+                kept.append((last_seconds * 1000 + int(stamp[20:23]), queue, task_time))
+        if kept and self.executions is not None:
+            self.executions(kept)
         if utc:
             if first_text:
                 self._first_last_text(first_text, last_text)

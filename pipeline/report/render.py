@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pipeline.lines.clock import iso_millis
 from pipeline.lines.fields import shown_name, shown_text  # one escaping for every terminal output
 
+from .capacity import CapacityRow
 from .queues import QueueState, RedisState
 from .stats import TaskRow
 
@@ -46,6 +47,8 @@ class Report:
     by: str
     queues: list[QueueState] = dataclasses.field(default_factory=list)
     redis: list[RedisState] = dataclasses.field(default_factory=list)
+    capacity: list[CapacityRow] | None = None  # --capacity (pipeline.report.capacity)
+    capacity_table: list[str] = dataclasses.field(default_factory=list)
 
 
 def to_json(report: Report) -> str:
@@ -66,6 +69,8 @@ def to_json(report: Report) -> str:
             for redis in report.redis
         ],
     }
+    if report.capacity is not None:  # --capacity
+        document["capacity"] = [dataclasses.asdict(row) for row in report.capacity]
     # Strict JSON: no NaN or Infinity. Every figure is finite (values are within
     # SECONDS_LIMIT), so this raising is a bug, never a property of the input.
     return json.dumps(document, indent=1, allow_nan=False) + "\n"
@@ -241,6 +246,8 @@ def to_table(report: Report) -> str:
             if redis.error is not None:
                 reason = "" if redis.error_reason is None else f": {shown_text(redis.error_reason)}"
                 lines.append(f"{shown_name(redis.redis)}: last error {redis.error}{reason}")
+    if report.capacity_table:  # --capacity
+        lines += ["", *report.capacity_table]
     return "\n".join(lines) + "\n"
 
 
