@@ -24,7 +24,8 @@ from pipeline.lines.clock import LineClock, format_line
 from pipeline.lines.fields import SECONDS_LIMIT
 from pipeline.lines.task import TaskRun, format_fields
 from pipeline.report.queues import QueueLines
-from pipeline.report.reader import Selection, Tally
+from pipeline.report.reader import Tally
+from pipeline.report.selection import Selection
 from tests.support.monitor import QUEUE_VALUES
 from tests.test_report import EXECUTIONS, REPO, report, write_log
 

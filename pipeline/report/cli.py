@@ -31,8 +31,9 @@ from pipeline.lines.task import STATUSES
 
 from . import capacity as cap
 from .queues import QueueLines
-from .reader import LineReader, Selection, Tally
+from .reader import Tally
 from .render import RENDERERS, Report
+from .selection import LineReader, Selection
 from .sources import Reading, Source, SourceError, discover
 from .stats import SORT_KEYS, task_rows
 

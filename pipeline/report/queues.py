@@ -16,7 +16,7 @@ from pipeline.lines import queue as queue_line
 from pipeline.lines.clock import LineClock
 from pipeline.lines.fields import EMPTY, decode_name
 
-from .reader import Selection
+from .selection import Selection
 
 
 @dataclass

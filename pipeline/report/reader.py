@@ -18,43 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final, Protocol
+from typing import Final
 
 from pipeline.lines.clock import LineClock, iso_millis
 from pipeline.lines.fields import decode_name
-from pipeline.lines.task import (
-    BOUNDED_SECONDS,
-    FIELDS,
-    FINISHED,
-    QUEUE,
-    STATUS,
-    STATUSES,
-    TASK,
-    TASK_TIME,
-    TIME,
-    WAIT_TIME,
-    scan_pattern,
-    seconds_in_range,
-)
 
+from .scan import NOTABLE, SCAN, SCAN_ANY, SCAN_FAST, SCAN_FAST_ANY, TASK_TIME_GROUP, in_range
+from .selection import LineReader, Selection, Unparsed
 from .stats import TaskTally
 
-# The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time.
-_CAPTURED = (TIME, TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME)
-assert [field for field in FIELDS if field in _CAPTURED] == list(_CAPTURED)
-SCAN = scan_pattern(_CAPTURED, seconds=BOUNDED_SECONDS)
-SCAN_ANY = scan_pattern(_CAPTURED)  # every number the grok reads; its lines' values still to check
-# The statuses counted per task (finished is the rest).
-_NOTABLE = frozenset(status.encode() for status in STATUSES if status != FINISHED)
-# Without filters only these are needed, and the status group is empty for ``finished``.
-_FAST_CAPTURED = (TIME, TASK, TASK_TIME, STATUS, WAIT_TIME)
-_FAST_STATUSES = tuple(status for status in STATUSES if status != FINISHED)
-SCAN_FAST = scan_pattern(_FAST_CAPTURED, _FAST_STATUSES, BOUNDED_SECONDS)
-SCAN_FAST_ANY = scan_pattern(_FAST_CAPTURED, _FAST_STATUSES)
-# Where the task time is in a scan's groups; the wait time is the last group of both.
-_TASK_TIME_GROUP = 2
-assert _CAPTURED.index(TASK_TIME) == _FAST_CAPTURED.index(TASK_TIME) == _TASK_TIME_GROUP
-assert _CAPTURED[-1] == _FAST_CAPTURED[-1] == WAIT_TIME
 _YEAR_0 = -62_167_219_200_000  # 0000-01-01T00:00:00Z in epoch milliseconds
 _YEAR_10000 = 253_402_300_800_000
 _CACHE_LIMIT = 4096  # lines come mostly in order: a small cache of seconds is enough
@@ -67,33 +39,6 @@ class _Missing(Enum):
 
 
 _MISSING: Final = _Missing.MISSING
-
-
-class LineReader(Protocol):
-    """Another kind of line in the same files (e.g. queue-monitor lines): offered what the task regex refuses."""
-
-    def offer(self, line: bytes) -> bool:
-        """Take the line (True) or leave it unparsed (False)."""
-        ...
-
-
-@dataclass
-class Unparsed:
-    """A line the pipeline would keep unparsed: where it is and what it says."""
-
-    source: str
-    number: int
-    text: str
-
-
-@dataclass
-class Selection:
-    """Filters applied while reading. Bounds are epoch milliseconds, ``since`` inclusive, ``until`` exclusive."""
-
-    since: int | None = None
-    until: int | None = None
-    queues: frozenset[str] | None = None
-    statuses: frozenset[str] | None = None
 
 
 @dataclass
@@ -171,7 +116,7 @@ class Tally:
             if match.start() != position:
                 self._others(text, position, match.start(), source, first_number)
             groups = match.groups(b"")
-            if _in_range(groups[_TASK_TIME_GROUP]) and _in_range(groups[-1]):
+            if in_range(groups[TASK_TIME_GROUP]) and in_range(groups[-1]):
                 found.append(groups)
             else:  # a number beyond SECONDS_LIMIT: unparsed, as the pipeline's range check keeps it
                 self._add_unparsed_at(text, match.start(), source, first_number)
@@ -321,7 +266,7 @@ class Tally:
             times_append(float(task_time))
             if wait_time:
                 waits_append(float(wait_time))
-            if status in _NOTABLE:
+            if status in NOTABLE:
                 counts[status] = counts.get(status, 0) + 1
             if kept is not None:
                 kept.append((last_seconds * 1000 + int(stamp[20:23]), queue, task_time))
@@ -338,8 +283,3 @@ class Tally:
         seconds = self._seconds_of(stamp[:19])
         assert seconds is not None, "first and last are stamps the date filter takes"
         return seconds * 1000 + int(stamp[20:23])
-
-
-def _in_range(seconds: bytes) -> bool:
-    """A captured Task-time or Wait-time (empty: none) the pipeline's range check lets through."""
-    return not seconds or seconds_in_range(float(seconds))
