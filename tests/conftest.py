@@ -17,6 +17,7 @@ from elasticsearch import Elasticsearch
 from redis import Redis
 
 from harness.es_cluster import ElasticsearchCluster
+from harness.monitor import grant_monitor, monitor_url
 from harness.redis_server import RedisServer
 from tests.support import tiers
 
@@ -59,6 +60,17 @@ def redis(redis_server: RedisServer) -> Iterator[Redis]:
     connection.flushall()
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def monitor_user_url(redis: Redis, redis_server: RedisServer) -> Iterator[str]:
+    """The read-only monitor user's URL; Redis itself healthy (maxmemory set, noeviction), so only queues speak."""
+    grant_monitor(redis)
+    redis.config_set("maxmemory", str(512 * 1024 * 1024))
+    redis.config_set("maxmemory-policy", "noeviction")
+    yield monitor_url(redis_server.url)
+    redis.config_set("maxmemory", "0")
+    redis.config_set("maxmemory-policy", "noeviction")
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from harness.monitor import grant_monitor, monitor_url
-from harness.redis_server import RedisServer
 from pipeline.monitor.judge import parse_latency_limits
 from pipeline.monitor.options import parse_args
 from tests import tasks
@@ -19,13 +17,8 @@ from tests.support.monitor import read_events, run_monitor
 
 
 @pytest.fixture
-def url(redis: Redis, redis_server: RedisServer) -> str:
-    grant_monitor(redis)
-    redis.config_set("maxmemory", str(512 * 1024 * 1024))
-    redis.config_set("maxmemory-policy", "noeviction")
-    yield monitor_url(redis_server.url)
-    redis.config_set("maxmemory", "0")
-    redis.config_set("maxmemory-policy", "noeviction")
+def url(monitor_user_url: str) -> str:
+    return monitor_user_url
 
 
 def _check(url: str, *args: str, **env: str) -> tuple[int, list[str]]:

@@ -13,8 +13,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from harness.monitor import CountingConnection, counting_client, grant_monitor, monitor_url
-from harness.redis_server import RedisServer
+from harness.monitor import CountingConnection, counting_client
 from pipeline.lines.fields import decode_name
 from pipeline.monitor.judge import Thresholds, judge
 from pipeline.monitor.rq_keys import COMMANDS_PER_QUEUE
@@ -26,13 +25,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.jvm]
 
 
 @pytest.fixture
-def url(redis: Redis, redis_server: RedisServer) -> str:
-    """The monitor user's URL; Redis itself healthy (maxmemory set, noeviction), so only queues speak."""
-    grant_monitor(redis)
-    redis.config_set("maxmemory", str(512 * 1024 * 1024))
-    redis.config_set("maxmemory-policy", "noeviction")
-    yield monitor_url(redis_server.url)
-    redis.config_set("maxmemory", "0")
+def url(monitor_user_url: str) -> str:
+    return monitor_user_url
 
 
 @pytest.fixture

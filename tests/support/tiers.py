@@ -28,6 +28,7 @@ SERVICE_FIXTURES = {
     "redis_server": "redis",
     "redis": "redis",
     "redis_url": "redis",
+    "monitor_user_url": "redis",
     "elasticsearch": "elasticsearch",
     "es": "elasticsearch",
     "writer": "elasticsearch",
