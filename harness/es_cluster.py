@@ -243,12 +243,14 @@ class ElasticsearchCluster:
             time.sleep(1)
 
     def add_file_realm_user(self, username: str, password: str, roles: dict[str, dict], timeout: float = 60) -> None:
-        """Define ``roles`` in roles.yml and ``username`` in the file realm; return once the user can log in.
+        """Define ``roles`` in roles.yml and ``username`` in the file realm; return once the user can log in
+        with the privileges of those roles.
 
         The integ-test zip lacks analysis-common, so its native realm cannot create the
         .security index: users and roles made through the REST API fail there. The file
         realm takes the same role definitions and needs no index, and rereads its files
-        every few seconds.
+        every few seconds: users and roles.yml separately, so a user can log in before its
+        roles are in effect (a bulk then gets "effective roles []").
         """
         import yaml
 
@@ -259,16 +261,32 @@ class ElasticsearchCluster:
         run: dict[str, Any] = {"env": self.env, "preexec_fn": self.preexec, "capture_output": True}
         subprocess.run([tool, "userdel", username], **run)  # fails harmlessly when there is none yet
         subprocess.run([tool, "useradd", username, "-p", password, "-r", ",".join(roles)], check=True, **run)
-        request = self._request("/_security/_authenticate", username, password)
+        import json
+
+        # What the roles grant, asked of the user itself: true once roles.yml is reread too.
+        wanted = {
+            "cluster": sorted({p for role in roles.values() for p in role.get("cluster", [])}),
+            "index": [
+                {"names": entry["names"], "privileges": entry["privileges"]}
+                for role in roles.values()
+                for entry in role.get("indices", [])
+            ],
+        }
+        request = self._request("/_security/user/_has_privileges", username, password)
+        request.data = json.dumps(wanted).encode()
+        request.add_header("Content-Type", "application/json")
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(request, timeout=10):
-                    return
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    if json.load(response).get("has_all_requested"):
+                        return
+                    problem = "its roles are not in effect yet"
             except OSError as exc:  # 401 until the realm has reread users and users_roles
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{username} could not log in after {timeout:.0f}s: {exc}") from exc
-                time.sleep(0.5)
+                problem = str(exc)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{username} could not log in with its roles after {timeout:.0f}s: {problem}")
+            time.sleep(0.5)
 
     def tail(self, lines: int = 40) -> str:
         self.log.flush()
