@@ -217,7 +217,7 @@ class Tally:
             times_append(float(task_time))
             if wait_time:
                 waits_append(float(wait_time))
-            if status:  # failed, timeout or killed
+            if status:  # failed, timeout, killed or retry
                 counts[status] = counts.get(status, 0) + 1
         if found:
             stamps = [row[0] for row in found]
