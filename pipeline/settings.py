@@ -66,6 +66,10 @@ TASK_LOG = Setting(
 )
 TIMEZONE = Setting("TASK_TIME_TZ", "UTC", "exact IANA name of the zone line times are written and read in")
 
+# Seconds an appender keeps looking at a last byte that is not a newline before taking it for
+# a fragment: a line another process is writing at that moment ends within them.
+APPEND_SETTLE_SECONDS = 0.05
+
 # --------------------------------------------------------------------------- Celery (pipeline.celery)
 # Not environment variables: names and sizes the Celery instrumentation and its readers share.
 # The message header the producer stamps with the publish time (float epoch seconds); the

@@ -238,3 +238,19 @@ def test_a_log_that_cannot_be_written_is_one_line_and_the_tasks_still_run(broker
     assert len(said) == 1, said
     assert "Traceback" not in output.read_text(errors="replace")
     assert not log.exists()
+
+
+def test_recycled_children_under_load_lose_and_duplicate_no_line(broker: str, tmp_path: Path) -> None:
+    """1,000 tasks on four children replaced every 25 tasks: exactly one line per task."""
+    log = tmp_path / "task-time.log"
+    with tasks.app.producer_or_acquire() as producer:
+        ids = [tasks.no_op.apply_async(producer=producer).id for _ in range(1000)]
+    worker = start_celery_worker(broker, log, "--max-tasks-per-child", "25", concurrency=4)
+    try:
+        lines = wait_for_lines(log, 1000, timeout=300, settle=2)
+    finally:
+        stop_celery_worker(worker)
+    jobs = by_job(lines)
+    assert len(lines) == 1000 and sorted(jobs) == sorted(ids)
+    assert {line["status"] for found in jobs.values() for line in found} == {"finished"}
+    assert len({str(found[0]["worker"]) for found in jobs.values()}) > 4  # children were replaced
