@@ -32,7 +32,7 @@ from tests.support.celery_workers import (
 )
 from tests.support.lines import parse
 from tests.support.rabbitmq import RabbitMQNode
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, free_port
 from tests.support.workers import REPO
 
 pytestmark = [pytest.mark.redis, pytest.mark.rabbitmq, pytest.mark.jvm]
@@ -254,3 +254,37 @@ def test_recycled_children_under_load_lose_and_duplicate_no_line(broker: str, tm
     assert len(lines) == 1000 and sorted(jobs) == sorted(ids)
     assert {line["status"] for found in jobs.values() for line in found} == {"finished"}
     assert len({str(found[0]["worker"]) for found in jobs.values()}) > 4  # children were replaced
+
+
+def test_a_broker_down_at_worker_start_is_waited_for_and_the_tasks_then_run(tmp_path: Path) -> None:
+    """The worker starts before its Redis; once Redis is up, a task published then runs and has its line."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    log = tmp_path / "task-time.log"
+    worker = start_celery_worker(url, log, pool="solo", concurrency=1)
+    server = None
+    try:
+        time.sleep(3)
+        assert worker.poll() is None
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL,
+        )
+        use_broker(tasks.app, url)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                job = tasks.add.delay(1, 1).id
+                break
+            except Exception:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        lines = wait_for_lines(log, 1, timeout=60)
+    finally:
+        stop_celery_worker(worker)
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+    output = log.with_suffix(".worker.out").read_text(errors="replace")
+    assert [parse(line)["job"] for line in lines] == [job], output[-2000:]
+    assert "Cannot connect to redis" in output and "Traceback" not in output
