@@ -288,3 +288,41 @@ def test_a_broker_down_at_worker_start_is_waited_for_and_the_tasks_then_run(tmp_
     output = log.with_suffix(".worker.out").read_text(errors="replace")
     assert [parse(line)["job"] for line in lines] == [job], output[-2000:]
     assert "Cannot connect to redis" in output and "Traceback" not in output
+
+
+def test_the_compose_celery_demo_runs_its_producer_and_worker(redis_server: RedisServer, tmp_path: Path) -> None:
+    """worker/celery_jobs.py as the compose profile runs it: the producer publishes, the worker writes lines."""
+    redis_server.connection().flushall()
+    log = tmp_path / "task-time.log"
+    demo = REPO / "worker"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CELERY_BROKER_URL": redis_server.url, "TASK_TIME_LOG": str(log)}
+    env["DEMO_MAX_SECONDS"] = "0.2"
+    done = subprocess.run(
+        [sys.executable, "celery_jobs.py", "--count", "12", "--rate", "200"],
+        env=env,
+        cwd=demo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = (tmp_path / "demo.out").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "celery_jobs", "worker", "--concurrency", "2", "--without-mingle"],
+        env=env,
+        cwd=demo,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        lines = wait_for_lines(log, 12, timeout=90, settle=2)
+    finally:
+        stop_celery_worker(worker)
+    assert len(lines) >= 12, (tmp_path / "demo.out").read_text(errors="replace")[-2000:]
+    parsed = [parse(line) for line in lines]
+    assert all(str(fields["task"]).startswith("celery_jobs.") for fields in parsed)
+    assert {fields["queue"] for fields in parsed} == {"default"} and {fields["system"] for fields in parsed} == {
+        "celery"
+    }
+    assert all("wait_time" in fields for fields in parsed)
