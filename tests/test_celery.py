@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.rabbitmq import RabbitMQNode
 from pipeline import settings
 from tests import celery_tasks as tasks
 from tests.support import golden, logstash
@@ -31,7 +32,6 @@ from tests.support.celery_workers import (
     wait_for_lines,
 )
 from tests.support.lines import parse
-from tests.support.rabbitmq import RabbitMQNode
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.workers import REPO
 

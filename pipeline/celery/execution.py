@@ -37,8 +37,8 @@ from .stamp import ready_at
 # The postrun states written by the process that ran the task; any other state (None) is not.
 _STATES = {"SUCCESS": FINISHED, "FAILURE": FAILED, "RETRY": RETRY, "IGNORED": FINISHED, "REJECTED": FAILED}
 
-# Task id -> (monotonic start, wall-clock start, wait) for the executions running in this process.
-_running: dict[str, tuple[float, float, float | None]] = {}
+# Task id -> (monotonic start, wait, queue, worker, task name) for the executions running in this process.
+_running: dict[str, tuple[float, float | None, str | None, str, str]] = {}
 # Task id -> the main process's Request, from task_received until it is dropped.
 _requests: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 # Task ids the main process wrote a timeout or killed line for, oldest first.
@@ -67,35 +67,45 @@ def _write(run: TaskRun) -> None:
 
 
 def on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
-    """``task_prerun``: start the clock, and note how long the message waited."""
+    """``task_prerun``: start the clock; note what the line will say of the message (once, here)."""
     wall = time.time()
     start = time.monotonic()
-    ready = ready_at(task.request) if task is not None else None
-    _running[task_id or ""] = (start, wall, None if ready is None else wall - ready)
+    if task is None:
+        return
+    request = task.request
+    ready = ready_at(request)
+    _running[task_id or ""] = (
+        start,
+        None if ready is None else wall - ready,
+        queue_of(getattr(request, "delivery_info", None)),
+        _worker_of(getattr(request, "hostname", None)),
+        task.name,
+    )
 
 
-def on_postrun(task_id: str | None = None, task: Any = None, retval: Any = None, state: str | None = None, **_: Any):
+def on_postrun(task_id: str | None = None, retval: Any = None, state: str | None = None, **_: Any) -> None:
     """``task_postrun``: write the line of the execution that just ended in this process."""
     end = time.monotonic()
     started = _running.pop(task_id or "", None)
     status = _STATES.get(state)  # type: ignore[arg-type]
-    if started is None or status is None or task is None:
+    if started is None or status is None:
         return
     if status == FAILED and isinstance(retval, SoftTimeLimitExceeded | TimeLimitExceeded):
         status = TIMEOUT
-    request = task.request
-    _write(
-        TaskRun(
-            task_name=task.name,
-            task_time=end - started[0],
-            queue=queue_of(getattr(request, "delivery_info", None)),
-            status=status,
-            wait_time=started[2],
-            job_id=task_id,
-            worker=worker_name(getattr(request, "hostname", None), os.getpid()),
-            system=CELERY,
-        )
-    )
+    start, wait, queue, worker, name = started
+    _write(TaskRun(name, end - start, queue, status, wait, task_id, worker, CELERY))
+
+
+_workers: dict[tuple[object, int], str] = {}
+
+
+def _worker_of(node: object) -> str:
+    """``worker_name`` for this process, made once per node name and pid (a forked child has its own)."""
+    key = (node, os.getpid())
+    name = _workers.get(key)
+    if name is None:
+        name = _workers[key] = worker_name(node, key[1])
+    return name
 
 
 # ----------------------------------------------------------------------- the worker's main process

@@ -59,7 +59,9 @@ def ready_at(fields: Mapping[str, Any] | Any) -> float | None:
         published, eta = fields.get(HEADER), fields.get("eta")
     else:
         published, eta = getattr(fields, HEADER, None), getattr(fields, "eta", None)
-    if isinstance(published, bool) or not isinstance(published, int | float):
+    if type(published) is not float and (isinstance(published, bool) or not isinstance(published, int | float)):
         return None
+    if eta is None:  # the common case, kept short: this runs once per task
+        return published  # type: ignore[return-value]
     eta_seconds = epoch_of(eta)
-    return float(published) if eta_seconds is None else max(float(published), eta_seconds)
+    return float(published) if eta_seconds is None else max(float(published), eta_seconds)  # type: ignore[arg-type]

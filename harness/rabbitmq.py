@@ -1,4 +1,4 @@
-"""A real RabbitMQ node, started as a process of its own, for the tests and the benchmark.
+"""A real RabbitMQ node, started as a process of its own, for the tests and the benchmarks.
 
 Debian's ``rabbitmq-server`` package (``apt-get install rabbitmq-server``) provides the
 node; its ``/usr/sbin`` wrappers only run as root or ``rabbitmq``, so the scripts in
@@ -15,12 +15,19 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from tests.support.redis_server import free_port
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 
 BIN = Path(os.environ.get("RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 START_TIMEOUT = 120.0
