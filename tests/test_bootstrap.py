@@ -157,7 +157,7 @@ def test_documents_shaped_like_parsed_lines_get_the_intended_types(es: Elasticse
     assert parsed["task_time"]["type"] == "double"
     assert parsed["wait_time"]["type"] == "double"
     assert parsed["@timestamp"]["type"] == "date"
-    for keyword in ("queue", "status", "job_id", "worker", "tags"):
+    for keyword in ("queue", "status", "job_id", "worker", "system", "tags"):
         assert parsed[keyword]["type"] == "keyword"
     assert parsed["message"]["type"] == "text"
     assert parsed["host"]["properties"]["name"]["type"] == "keyword"
