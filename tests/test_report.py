@@ -431,3 +431,7 @@ def test_celery_lines_are_read_and_retries_counted(tmp_path: Path) -> None:
     assert [(row["task"], row["executions"]) for row in retried] == [("celery.flaky", 1)]
     table = report(str(log)).stdout.decode()
     assert " retry " in table.splitlines()[0] + " "
+    celery = report_json(str(log), "--system", "celery")["tasks"]
+    assert [(row["task"], row["executions"]) for row in celery] == [("celery.flaky", 3)]
+    rq = report_json(str(log), "--system", "rq")["tasks"]
+    assert [(row["task"], row["executions"]) for row in rq] == [("jobs.rq", 1)]

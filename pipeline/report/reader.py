@@ -21,6 +21,7 @@ from pipeline.lines.task import (
     QUEUE,
     STATUS,
     STATUSES,
+    SYSTEM,
     TASK,
     TASK_TIME,
     TIME,
@@ -30,8 +31,8 @@ from pipeline.lines.task import (
 
 from .stats import TaskTally
 
-# The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time.
-_CAPTURED = (TIME, TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME)
+# The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time, system.
+_CAPTURED = (TIME, TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME, SYSTEM)
 assert [field for field in FIELDS if field in _CAPTURED] == list(_CAPTURED)
 SCAN = scan_pattern(_CAPTURED)
 # The statuses counted per task (finished is the rest).
@@ -70,6 +71,8 @@ class Selection:
     until: int | None = None
     queues: frozenset[str] | None = None
     statuses: frozenset[str] | None = None
+    # Task systems (``celery``; ``rq`` for lines without a System field, as RQ writes them).
+    systems: frozenset[str] | None = None
 
 
 @dataclass
@@ -97,6 +100,9 @@ class Tally:
         self._scan = SCAN_FAST if self._fast else SCAN
         selection = self.selection
         self._statuses = None if selection.statuses is None else {s.encode() for s in selection.statuses}
+        self._systems = None if selection.systems is None else {s.encode() for s in selection.systems}
+        if self._systems is not None and b"rq" in self._systems:
+            self._systems.add(b"")  # RQ lines have no System field
         # In UTC, bounds and first/last compare as the lines' own fixed-width time strings.
         self._since_text = self._utc_text(selection.since)
         self._until_text = self._utc_text(selection.until)
@@ -242,12 +248,12 @@ class Tally:
         since_text, until_text = self._since_text, self._until_text
         since, until = selection.since, selection.until
         queue_ok: Callable[[bytes], bool] | None = self._queue_ok if selection.queues is not None else None
-        statuses = self._statuses
+        statuses, systems = self._statuses, self._systems
         first_text, last_text = b"", b""
         first, last = self.first, self.last
         last_prefix, last_seconds = b"", None
         for row in found:
-            stamp, task, task_time, queue, status, wait_time = row
+            stamp, task, task_time, queue, status, wait_time, system = row
             prefix = stamp[:19]
             if prefix != last_prefix:
                 last_prefix, last_seconds = prefix, seconds_of(prefix)
@@ -257,6 +263,8 @@ class Tally:
             if queue_ok is not None and not queue_ok(queue):
                 continue
             if statuses is not None and status not in statuses:
+                continue
+            if systems is not None and system not in systems:
                 continue
             if utc:
                 if (since_text is not None and stamp < since_text) or (until_text is not None and stamp >= until_text):
