@@ -197,8 +197,8 @@ def test_the_stamp_is_on_the_message_in_the_broker(broker: str, rabbitmq: Rabbit
         assert message.properties["timestamp"] == queue["head_message_timestamp"]
 
 
-@pytest.mark.parametrize("pool", ["solo", "threads"])
-def test_solo_and_threads_pools_write_one_line_per_execution(pool: str, broker: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", ["solo", "threads", "gevent"])
+def test_solo_threads_and_gevent_pools_write_one_line_per_execution(pool: str, broker: str, tmp_path: Path) -> None:
     log = tmp_path / "task-time.log"
     ids = {
         "finished": tasks.add.delay(1, 2).id,
@@ -206,17 +206,25 @@ def test_solo_and_threads_pools_write_one_line_per_execution(pool: str, broker: 
         "retry": tasks.retry_once.delay().id,
         "sleep": tasks.sleep_for.delay(0.3).id,
     }
+    expected = 5
+    if pool == "gevent":  # the only one of the three with time limits: raised in the worker's own process
+        ids["timeout"] = tasks.sleep_for.apply_async((30,), time_limit=1).id
+        expected += 1
     worker = start_celery_worker(broker, log, pool=pool, concurrency=2)
     try:
-        lines = wait_for_lines(log, 5, settle=1)
+        lines = wait_for_lines(log, expected, settle=2)
     finally:
         stop_celery_worker(worker)
     jobs = by_job(lines)
-    assert len(lines) == 5, (lines, log.with_suffix(".worker.out").read_text(errors="replace")[-3000:])
+    assert len(lines) == expected, (lines, log.with_suffix(".worker.out").read_text(errors="replace")[-3000:])
     assert [line["status"] for line in jobs[ids["retry"]]] == ["retry", "finished"]
     assert [line["status"] for line in jobs[ids["failed"]]] == ["failed"]
     assert 0.3 <= jobs[ids["sleep"]][0]["task_time"] < 1.0
-    assert all(str(parse(line)["worker"]).endswith(f".{worker.pid}") for line in lines)  # no child: the worker
+    if pool == "gevent":
+        [timeout] = jobs[ids["timeout"]]
+        assert timeout["status"] == "timeout" and 1.0 <= timeout["task_time"] < 3.0
+    workers = [str(parse(line)["worker"]) for line in lines]
+    assert all(name.endswith(f".{worker.pid}") for name in workers), workers  # no child: the worker
     assert all("wait_time" in parse(line) for line in lines)
 
 

@@ -7,7 +7,9 @@ Who writes which line:
   on the monotonic clock and writes ``finished``, ``failed``, ``retry`` and ``timeout``
   (an uncaught ``SoftTimeLimitExceeded``, or a ``TimeLimitExceeded`` raised in the task's
   own process). A postrun without a state (the child ended by a hard time limit, Celery
-  5.7) writes nothing: the main process writes that one.
+  5.7) writes nothing: the main process writes that one. Under gevent, eventlet and
+  threads the failure signal that follows comes in the same process, and writes the line
+  with the facts and the clock of that postrun.
 - The worker's main process writes ``timeout`` (the hard time limit, ``TimeLimitExceeded``)
   and ``killed`` (``WorkerLostError``: SIGKILL, OOM; or ``revoke(terminate=True)`` of a
   running task) for a task it did not run itself, timed from ``Request.time_start``, the
@@ -42,7 +44,10 @@ _running: dict[str, tuple[float, float | None, str | None, str, str]] = {}
 # Task id -> the main process's Request, from task_received until it is dropped.
 _requests: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 # Task ids the main process wrote a timeout or killed line for, oldest first.
-_written: OrderedDict[str, None] = OrderedDict()
+_written: OrderedDict[str, Any] = OrderedDict()
+# Executions this process ran whose postrun came without a state (gevent, eventlet, threads:
+# the failure signal that follows, in this same process, writes their line with these facts).
+_unwritten: OrderedDict[str, Any] = OrderedDict()
 _disabled = False
 
 
@@ -56,6 +61,13 @@ def queue_of(delivery_info: object) -> str | None:
     if not isinstance(delivery_info, dict):
         return None
     return delivery_info.get("routing_key") or delivery_info.get("queue")
+
+
+def _remember(found: OrderedDict[str, Any], task_id: str, value: Any) -> None:
+    """Keep ``value`` under ``task_id``, forgetting the oldest beyond ``settings.CELERY_WRITTEN_IDS``."""
+    found[task_id] = value
+    while len(found) > settings.CELERY_WRITTEN_IDS:
+        found.popitem(last=False)
 
 
 def _write(run: TaskRun) -> None:
@@ -88,7 +100,10 @@ def on_postrun(task_id: str | None = None, retval: Any = None, state: str | None
     end = time.monotonic()
     started = _running.pop(task_id or "", None)
     status = _STATES.get(state)  # type: ignore[arg-type]
-    if started is None or status is None:
+    if started is None:
+        return
+    if status is None:  # ended by a hard time limit or lost: the failure that follows writes it
+        _remember(_unwritten, task_id or "", started)
         return
     if status == FAILED and isinstance(retval, SoftTimeLimitExceeded | TimeLimitExceeded):
         status = TIMEOUT
@@ -119,15 +134,19 @@ def on_received(request: Any = None, **_: Any) -> None:
 
 def _write_ended(task_id: str, status: str, sender: Any) -> None:
     """The main process's line for a task it did not run: once per task id, if the task had started."""
-    if task_id in _running or task_id in _written:  # this process ran it, or wrote it already
+    if task_id in _running or task_id in _written:  # this process is running it, or wrote it already
+        return
+    own = _unwritten.pop(task_id, None)
+    if own is not None:  # this process ran it: its own clock and facts
+        start, wait, queue, worker, name = own
+        _remember(_written, task_id, None)
+        _write(TaskRun(name, time.monotonic() - start, queue, status, wait, task_id, worker, CELERY))
         return
     request = _requests.get(task_id)
     started = getattr(request, "time_start", None)
     if request is None or not started:  # never started: nothing ran
         return
-    _written[task_id] = None
-    while len(_written) > settings.CELERY_WRITTEN_IDS:
-        _written.popitem(last=False)
+    _remember(_written, task_id, None)
     ready = ready_at(getattr(request, "request_dict", None) or {})
     _write(
         TaskRun(
