@@ -15,6 +15,7 @@ from typing import Any
 from celery import signals
 
 from pipeline.celery import stamp
+from tests.support.lines import parse
 from tests.support.workers import REPO, read_lines
 
 
@@ -99,3 +100,11 @@ def use_broker(app: Any, url: str) -> None:
     app.conf.broker_url = url
     app._pool = None
     app.amqp._producer_pool = None
+
+
+def by_job(lines: list[str]) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for line in lines:
+        fields = parse(line)
+        found.setdefault(str(fields["job"]), []).append(fields)
+    return found
