@@ -4,5 +4,6 @@
 Elasticsearch from the integ-test zip), ``engines`` (Logstash's regex engine and date
 library in a JVM helper compiled from ``oracle/``), ``kibana_objects`` (the saved objects'
 requests as Kibana sends them) and ``monitor`` (the queue monitor's ACL user, a client that
-counts round trips). Not part of the wheel.
+counts round trips), ``rabbitmq`` (a RabbitMQ node of the tests' own). Not part of the
+wheel.
 """

@@ -10,7 +10,10 @@ perhaps written by another process (a work horse writes one line and exits). So 
 file's size is not where this appender's last write left it (another process wrote, or a
 write failed), its last byte is read first, and lines that would be appended to a fragment
 start with a newline: the fragment stays a line of its own and no good line is glued to
-it. An appender writing alone pays no extra system call.
+it. A last byte that is not a newline is looked at again for a moment (``settings.
+APPEND_SETTLE_SECONDS``) unless this process cut it short: another process's line still
+being copied in looks like a fragment until its write ends. An appender writing alone pays
+no extra system call.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
+
+from .settings import APPEND_SETTLE_SECONDS as _SETTLE_SECONDS
 
 
 class AppendError(Exception):
@@ -133,7 +139,24 @@ class Appender:
         if self._size == 0:
             return False
         try:
-            return os.pread(fd, 1, self._size - 1) not in (b"\n", b"")
+            if os.pread(fd, 1, self._size - 1) in (b"\n", b""):
+                return False
+            if self._cut_short:  # this process left it
+                return True
+            # Another process may be in the middle of its own write: the kernel grows the
+            # size page by page, and stat and pread do not wait for the writer. Such a line
+            # ends a moment later; a fragment stays (and costs this wait once, as the next
+            # line ends it). Look again while the end keeps moving or for a short while.
+            deadline = time.monotonic() + _SETTLE_SECONDS
+            while time.monotonic() < deadline:
+                os.sched_yield()
+                size = os.fstat(fd).st_size
+                if size == self._size:
+                    continue
+                self._size = size
+                if os.pread(fd, 1, size - 1) in (b"\n", b""):
+                    return False
+            return True
         except OSError:
             return self._cut_short
 

@@ -66,6 +66,19 @@ TASK_LOG = Setting(
 )
 TIMEZONE = Setting("TASK_TIME_TZ", "UTC", "exact IANA name of the zone line times are written and read in")
 
+# Seconds an appender keeps looking at a last byte that is not a newline before taking it for
+# a fragment: a line another process is writing at that moment ends within them.
+APPEND_SETTLE_SECONDS = 0.05
+
+# --------------------------------------------------------------------------- Celery (pipeline.celery)
+# Not environment variables: names and sizes the Celery instrumentation and its readers share.
+# The message header the producer stamps with the publish time (float epoch seconds); the
+# queue monitor reads the same header from Redis broker messages.
+CELERY_PUBLISHED_HEADER = "task_time_published_at"
+# Task ids a worker's main process remembers having written a timeout or killed line for
+# (Celery 5.7 sends task_failure twice for one hard time limit).
+CELERY_WRITTEN_IDS = 10_000
+
 # --------------------------------------------------------------------------- queue monitor
 REDIS_URL = Setting("RQ_REDIS_URL", "redis://localhost:6379/0", "Redis URL")
 MONITOR_NAME = Setting("TASK_TIME_MONITOR_NAME", None, "this monitor's name in every line", shown=NAME_SHOWN)

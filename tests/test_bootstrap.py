@@ -39,14 +39,14 @@ def component(client: Elasticsearch, name: str) -> dict:
 def test_fresh_cluster_is_set_up_and_a_second_run_changes_nothing(es: ElasticsearchTarget) -> None:
     first = bootstrap(es, "--skip-kibana")
     assert first.returncode == 0, first.stderr
-    assert "component template task-time-mappings: created (v1)" in first.stdout
+    assert "component template task-time-mappings: created (v2)" in first.stdout
     assert "index template task-time: created (v1)" in first.stdout
     client = es.client()
     template = client.indices.get_index_template(name="task-time")["index_templates"][0]["index_template"]
     source = json.loads((REPO / "elasticsearch" / "index-templates" / "task-time.json").read_text())
     assert template["index_patterns"] == source["index_patterns"]
     assert template["_meta"]["digest"] == digest(source)
-    assert component(client, "task-time-mappings")["version"] == 1
+    assert component(client, "task-time-mappings")["version"] == 2
 
     second = bootstrap(es, "--skip-kibana")
     assert second.returncode == 0, second.stderr
@@ -73,15 +73,15 @@ def test_an_older_template_version_is_upgraded_and_a_newer_one_left_alone(es: El
     client.cluster.put_component_template(name="task-time-mappings", template=old["template"], version=0)
     upgraded = bootstrap(es, "--skip-kibana")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "component template task-time-mappings: updated (v0 -> v1)" in upgraded.stdout
+    assert "component template task-time-mappings: updated (v0 -> v2)" in upgraded.stdout
     installed = component(client, "task-time-mappings")
-    assert installed["version"] == 1
+    assert installed["version"] == 2
     assert installed["template"]["mappings"]["properties"]["wait_time"] == {"type": "double"}
 
     client.cluster.put_component_template(name="task-time-mappings", template=old["template"], version=7)
     newer = bootstrap(es, "--skip-kibana")
     assert newer.returncode == 0, newer.stderr
-    assert "task-time-mappings: skipped (installed v7 is newer than this bootstrap's v1)" in newer.stdout
+    assert "task-time-mappings: skipped (installed v7 is newer than this bootstrap's v2)" in newer.stdout
     assert component(client, "task-time-mappings")["version"] == 7
 
 
@@ -163,7 +163,7 @@ def test_documents_shaped_like_parsed_lines_get_the_intended_types(es: Elasticse
     assert parsed["task_time"]["type"] == "double"
     assert parsed["wait_time"]["type"] == "double"
     assert parsed["@timestamp"]["type"] == "date"
-    for keyword in ("queue", "status", "job_id", "worker", "tags"):
+    for keyword in ("queue", "status", "job_id", "worker", "system", "tags"):
         assert parsed[keyword]["type"] == "keyword"
     assert parsed["message"]["type"] == "text"
     assert parsed["host"]["properties"]["name"]["type"] == "keyword"
@@ -255,7 +255,7 @@ def test_a_rejected_index_template_says_what_is_installed_and_a_rerun_converges(
     rerun = bootstrap(es, "--skip-kibana", "--assets", str(assets))
     assert rerun.returncode == 0, rerun.stderr
     assert "index template task-time: created (v1)" in rerun.stdout
-    assert "component template task-time-mappings: unchanged (v1)" in rerun.stdout
+    assert "component template task-time-mappings: unchanged (v2)" in rerun.stdout
     assert "nothing changed" in bootstrap(es, "--skip-kibana", "--assets", str(assets)).stdout
 
 

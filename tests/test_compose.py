@@ -32,10 +32,10 @@ pytestmark = [pytest.mark.compose]
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def project() -> dict[str, Any]:
+def load_project(*profiles: str) -> dict[str, Any]:
+    """The project as compose-go resolves it, with the services of ``profiles`` enabled."""
     done = subprocess.run(
-        ["go", "run", ".", str(REPO)],
+        ["go", "run", ".", str(REPO), ",".join(profiles)],
         cwd=REPO / "tests" / "composecheck",
         capture_output=True,
         text=True,
@@ -46,6 +46,16 @@ def project() -> dict[str, Any]:
     # Every variable the file uses must come from .env: compose-go warns about the rest.
     assert "is not set" not in done.stderr, done.stderr
     return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def project() -> dict[str, Any]:
+    return load_project()
+
+
+@pytest.fixture(scope="module")
+def celery_project() -> dict[str, Any]:
+    return load_project("celery")
 
 
 def env_file() -> dict[str, str]:
@@ -234,3 +244,58 @@ def test_redis_asks_for_the_password_the_workers_use(project: dict[str, Any]) ->
     for name in ("worker", "producer"):
         assert services[name]["environment"]["RQ_REDIS_URL"] == f"redis://:{password}@redis:6379/0"
     assert password.isalnum(), "it goes into a URL unescaped"
+
+
+CELERY_SERVICES = {"rabbitmq", "celery-worker", "celery-producer"}
+
+
+def test_plain_up_is_unchanged_and_the_celery_profile_adds_rabbitmq_a_worker_and_a_producer(
+    project: dict[str, Any], celery_project: dict[str, Any]
+) -> None:
+    plain = set(project["services"])
+    assert not plain & CELERY_SERVICES
+    assert set(celery_project["services"]) == plain | CELERY_SERVICES
+    for name in CELERY_SERVICES:
+        service = celery_project["services"][name]
+        assert service["profiles"] == ["celery"], name
+        assert set(service["networks"]) == {"queue"}, name  # task code cannot reach the Elastic stack
+        assert not service.get("ports"), name
+    for name in plain:
+        assert celery_project["services"][name] == project["services"][name], name
+
+
+def test_rabbitmq_takes_its_credentials_from_env_and_the_celery_services_use_them(
+    celery_project: dict[str, Any],
+) -> None:
+    services, env = celery_project["services"], env_file()
+    rabbitmq = services["rabbitmq"]
+    assert rabbitmq["image"] == "rabbitmq:3-management"
+    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"] == env["RABBITMQ_USER"]
+    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"] == env["RABBITMQ_PASSWORD"]
+    assert env["RABBITMQ_USER"].isalnum() and env["RABBITMQ_PASSWORD"].isalnum(), "they go into a URL unescaped"
+    url = f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@rabbitmq:5672//"
+    for name in ("celery-worker", "celery-producer"):
+        assert services[name]["environment"]["CELERY_BROKER_URL"] == url, name
+        assert {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()} == {
+            "rabbitmq": "service_healthy"
+        }
+    assert rabbitmq["healthcheck"]["test"]
+
+
+def test_the_celery_worker_is_instrumented_and_writes_where_logstash_reads(celery_project: dict[str, Any]) -> None:
+    services = celery_project["services"]
+    worker, shipper = assert_logstash_reads(services, "celery-worker", "TASK_TIME_LOG", settings.TASK_LOG.default)
+    assert worker["environment"]["TASK_TIME_TZ"] == shipper["environment"]["TASK_TIME_TZ"]
+    assert worker["command"][:4] == ["celery", "-A", "celery_jobs", "worker"]
+    assert services["celery-producer"]["command"] == ["python", "celery_jobs.py"]
+    assert worker["image"] == services["worker"]["image"]  # the same image, built with the celery extra
+    dockerfile = (REPO / "worker" / "Dockerfile").read_text()
+    assert "celery" in image_extras(dockerfile) and "worker/celery_jobs.py" in dockerfile
+    source = (REPO / "worker" / "celery_jobs.py").read_text()
+    assert "pipeline.celery.install(app)" in source  # in the module that creates the app
+
+
+def image_extras(dockerfile: str) -> set[str]:
+    """The extras the worker image installs the package with (``pip install '.[a,b]'``)."""
+    [extras] = re.findall(r"pip install ['\"]\.\[([a-z,]+)\]['\"]", dockerfile)
+    return set(extras.split(","))

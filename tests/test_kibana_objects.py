@@ -141,9 +141,11 @@ def test_each_data_view_covers_the_indices_of_one_template() -> None:
 def test_the_issue_s_saved_searches_exist_with_their_columns_and_order() -> None:
     slowest = OBJECTS[("search", "task-time-slowest")]["attributes"]
     assert slowest["title"] == "Slowest tasks"
-    assert slowest["columns"] == ["task_name", "task_time", "queue", "status", "worker"]
+    # "system" tells Celery executions (System: celery) from RQ's (no System field).
+    assert slowest["columns"] == ["task_name", "task_time", "queue", "status", "worker", "system"]
     assert slowest["sort"] == [["task_time", "desc"]]
-    assert OBJECTS[("search", "task-time-problems")]["attributes"]["title"] == "Failed, timed-out and killed tasks"
+    problems = OBJECTS[("search", "task-time-problems")]["attributes"]
+    assert problems["title"] == "Failed, timed-out, killed and retried tasks"
     assert OBJECTS[("search", "task-time-unparsed")]["attributes"]["title"] == "Unparsed lines"
 
 

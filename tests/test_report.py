@@ -30,7 +30,7 @@ from tests.support.workers import read_lines, run_burst_worker, worker_env
 
 REPO = Path(__file__).resolve().parents[1]
 TASK_KEYS = ["task", "executions", "total", "share", "mean", "p50", "p95", "p99", "max", "failed", "timeout",
-             "killed", "wait_mean", "wait_p95"]  # fmt: skip
+             "killed", "retry", "wait_mean", "wait_p95"]  # fmt: skip
 START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp()
 
 # (task, task time, queue, status, wait time) per execution, one minute apart from START.
@@ -96,6 +96,7 @@ def expected_row(task: str, executions=EXECUTIONS) -> dict:
         "failed": sum(e[3] == "failed" for e in mine),
         "timeout": sum(e[3] == "timeout" for e in mine),
         "killed": sum(e[3] == "killed" for e in mine),
+        "retry": sum(e[3] == "retry" for e in mine),
         "wait_mean": math.fsum(waits) / len(waits) if waits else None,
         "wait_p95": percentile(waits, 95) if waits else None,
     }
@@ -429,3 +430,34 @@ def test_every_line_counts_even_the_last_one_without_a_newline(tmp_path: Path) -
     document = report_json(str(path))
     assert (document["lines"], document["parsed"], document["unparsed"]) == (5, 3, 2)
     assert document["last"] == "2026-11-21T10:02:00.000Z"
+
+
+@pytest.mark.unit
+def test_celery_lines_are_read_and_retries_counted(tmp_path: Path) -> None:
+    """Lines ending in ``System: celery`` count like any other; ``retry`` has a column and a key of its own."""
+    clock = LineClock()
+    runs = [
+        TaskRun("celery.flaky", 0.3, "default", "retry", 0.2, "a", "celery@h.1", "celery"),
+        TaskRun("celery.flaky", 0.1, "default", "finished", 0.05, "a", "celery@h.1", "celery"),
+        TaskRun("celery.flaky", 0.2, "default", "timeout", None, "b", "celery@h.2", "celery"),
+        TaskRun("jobs.rq", 0.4, "default", "finished", 0.1, "c", "h.3"),
+    ]
+    log = tmp_path / "task-time.log"
+    log.write_text("".join(format_line(START + i, format_fields(run), clock) + "\n" for i, run in enumerate(runs)))
+    document = report_json(str(log))
+    assert (document["parsed"], document["unparsed"]) == (4, 0)
+    rows = {row["task"]: row for row in document["tasks"]}
+    assert (rows["celery.flaky"]["executions"], rows["celery.flaky"]["retry"], rows["celery.flaky"]["timeout"]) == (
+        3,
+        1,
+        1,
+    )
+    assert rows["jobs.rq"]["retry"] == 0
+    retried = report_json(str(log), "--status", "retry")["tasks"]
+    assert [(row["task"], row["executions"]) for row in retried] == [("celery.flaky", 1)]
+    table = report(str(log)).stdout.decode()
+    assert " retry " in table.splitlines()[0] + " "
+    celery = report_json(str(log), "--system", "celery")["tasks"]
+    assert [(row["task"], row["executions"]) for row in celery] == [("celery.flaky", 3)]
+    rq = report_json(str(log), "--system", "rq")["tasks"]
+    assert [(row["task"], row["executions"]) for row in rq] == [("jobs.rq", 1)]

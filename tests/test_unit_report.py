@@ -109,7 +109,7 @@ def test_json_has_the_documented_keys_and_numbers() -> None:
     [task] = document["tasks"]
     assert tuple(task) == TASK_KEYS == (
         "task", "executions", "total", "share", "mean", "p50", "p95", "p99", "max",
-        "failed", "timeout", "killed", "wait_mean", "wait_p95",
+        "failed", "timeout", "killed", "retry", "wait_mean", "wait_p95",
     )  # fmt: skip
     assert (task["task"], task["total"], task["wait_p95"]) == ("a\nb", 4.0, 0.5)
     [queue] = document["queues"]

@@ -5,6 +5,9 @@ One execution of a task is one line::
     Time: 2026-11-21 23:48:57,244 Task: jobs.send_mail Task-time: 0.052571 Queue: default \
 Status: finished Wait-time: 0.001201 Job: 4f1c... Worker: host.4711
 
+A Celery execution (``pipeline.celery``) ends with one more field, ``System: celery``; RQ
+lines leave it out, so a line without ``System:`` is an RQ execution.
+
 The first three fields are the original format and stay a valid line on their own; the
 others follow in the order of ``OPTIONAL_FIELDS`` and are left out when unknown. The
 writers (``pipeline.tasklog``) and the report read and write the shape only through this
@@ -29,7 +32,8 @@ FINISHED = "finished"
 FAILED = "failed"
 TIMEOUT = "timeout"
 KILLED = "killed"
-STATUSES = (FINISHED, FAILED, TIMEOUT, KILLED)
+RETRY = "retry"  # the execution ended in a retry (Celery's ``self.retry()``, ``autoretry_for``)
+STATUSES = (FINISHED, FAILED, TIMEOUT, KILLED, RETRY)
 
 # Kinds: ``timestamp`` (``pipeline.lines.clock``), ``name`` (``encode_name``), decimal
 # ``seconds``, ``status`` (one of ``STATUSES``).
@@ -40,10 +44,13 @@ STATUS = Field("Status", "status", "status")
 WAIT_TIME = Field("Wait-time", "wait_time", "seconds")
 JOB = Field("Job", "job_id", "name")
 WORKER = Field("Worker", "worker", "name")
+# The task system that ran the execution; absent means RQ.
+SYSTEM = Field("System", "system", "name")
+CELERY = "celery"
 
 # In the order they are written; the first three are the seed format and always present.
 REQUIRED_FIELDS = (TIME, TASK, TASK_TIME)
-OPTIONAL_FIELDS = (QUEUE, STATUS, WAIT_TIME, JOB, WORKER)
+OPTIONAL_FIELDS = (QUEUE, STATUS, WAIT_TIME, JOB, WORKER, SYSTEM)
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 
 
@@ -61,6 +68,7 @@ class TaskRun:
     wait_time: float | None = None
     job_id: str | None = None
     worker: str | None = None
+    system: str | None = None
 
 
 def format_seconds(seconds: float) -> str:
@@ -69,8 +77,8 @@ def format_seconds(seconds: float) -> str:
 
 
 # "Label: " prefixes, built once from the fields above: format_fields runs once per job.
-_TASK, _TASK_TIME, _QUEUE, _STATUS, _WAIT_TIME, _JOB, _WORKER = (
-    f"{field.label}: " for field in (TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME, JOB, WORKER)
+_TASK, _TASK_TIME, _QUEUE, _STATUS, _WAIT_TIME, _JOB, _WORKER, _SYSTEM = (
+    f"{field.label}: " for field in (TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME, JOB, WORKER, SYSTEM)
 )
 
 
@@ -89,6 +97,8 @@ def format_fields(run: TaskRun) -> str:
         line += f" {_JOB}{encode_name(e.job_id)}"
     if e.worker is not None:
         line += f" {_WORKER}{encode_name(e.worker)}"
+    if e.system is not None:
+        line += f" {_SYSTEM}{encode_name(e.system)}"
     return line
 
 

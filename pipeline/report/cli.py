@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--until", metavar="TIME", help="only executions before TIME")
     parser.add_argument("--queue", action="append", metavar="NAME", help="only this queue (repeatable)")
     parser.add_argument("--status", action="append", choices=STATUSES, help="only this status (repeatable)")
+    parser.add_argument(
+        "--system", action="append", metavar="NAME", help="only this task system: celery, or rq (repeatable)"
+    )
     parser.add_argument("--format", choices=sorted(RENDERERS), default="table", help="output format (default: table)")
     parser.add_argument(
         "--show-unparsed",
@@ -221,6 +224,7 @@ def main(
         until=until,
         queues=frozenset(args.queue) if args.queue else None,
         statuses=frozenset(args.status) if args.status else None,
+        systems=frozenset(args.system) if args.system else None,
     )
     queues = QueueLines(LineClock(tz), selection)
     readers: list[LineReader] = [queues]

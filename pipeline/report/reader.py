@@ -23,7 +23,17 @@ from typing import Final
 from pipeline.lines.clock import LineClock, iso_millis
 from pipeline.lines.fields import decode_name
 
-from .scan import NOTABLE, SCAN, SCAN_ANY, SCAN_FAST, SCAN_FAST_ANY, TASK_TIME_GROUP, in_range
+from .scan import (
+    FAST_WAIT_TIME_GROUP,
+    NOTABLE,
+    SCAN,
+    SCAN_ANY,
+    SCAN_FAST,
+    SCAN_FAST_ANY,
+    TASK_TIME_GROUP,
+    WAIT_TIME_GROUP,
+    in_range,
+)
 from .selection import LineReader, Selection, Unparsed
 from .stats import TaskTally
 
@@ -67,8 +77,12 @@ class Tally:
         self._fast = self.clock.is_utc and self.selection == Selection() and self.executions is None
         self._scan = SCAN_FAST if self._fast else SCAN
         self._scan_any = SCAN_FAST_ANY if self._fast else SCAN_ANY
+        self._wait_group = FAST_WAIT_TIME_GROUP if self._fast else WAIT_TIME_GROUP
         selection = self.selection
         self._statuses = None if selection.statuses is None else {s.encode() for s in selection.statuses}
+        self._systems = None if selection.systems is None else {s.encode() for s in selection.systems}
+        if self._systems is not None and b"rq" in self._systems:
+            self._systems.add(b"")  # RQ lines have no System field
         # In UTC, bounds and first/last compare as the lines' own fixed-width time strings.
         self._since_text = self._utc_text(selection.since)
         self._until_text = self._utc_text(selection.until)
@@ -116,7 +130,7 @@ class Tally:
             if match.start() != position:
                 self._others(text, position, match.start(), source, first_number)
             groups = match.groups(b"")
-            if in_range(groups[TASK_TIME_GROUP]) and in_range(groups[-1]):
+            if in_range(groups[TASK_TIME_GROUP]) and in_range(groups[self._wait_group]):
                 found.append(groups)
             else:  # a number beyond SECONDS_LIMIT: unparsed, as the pipeline's range check keeps it
                 self._add_unparsed_at(text, match.start(), source, first_number)
@@ -202,7 +216,7 @@ class Tally:
             times_append(float(task_time))
             if wait_time:
                 waits_append(float(wait_time))
-            if status:  # failed, timeout or killed
+            if status:  # failed, timeout, killed or retry
                 counts[status] = counts.get(status, 0) + 1
         if found:
             stamps = [row[0] for row in found]
@@ -227,13 +241,13 @@ class Tally:
         since_text, until_text = self._since_text, self._until_text
         since, until = selection.since, selection.until
         queue_ok: Callable[[bytes], bool] | None = self._queue_ok if selection.queues is not None else None
-        statuses = self._statuses
+        statuses, systems = self._statuses, self._systems
         first_text, last_text = b"", b""
         first, last = self.first, self.last
         last_prefix, last_seconds = b"", None
         kept: list[tuple[int, bytes, bytes]] | None = [] if self.executions is not None else None
         for row in found:
-            stamp, task, task_time, queue, status, wait_time = row
+            stamp, task, task_time, queue, status, wait_time, system = row
             prefix = stamp[:19]
             if prefix != last_prefix:
                 last_prefix, last_seconds = prefix, seconds_of(prefix)
@@ -243,6 +257,8 @@ class Tally:
             if queue_ok is not None and not queue_ok(queue):
                 continue
             if statuses is not None and status not in statuses:
+                continue
+            if systems is not None and system not in systems:
                 continue
             if utc:
                 if (since_text is not None and stamp < since_text) or (until_text is not None and stamp >= until_text):

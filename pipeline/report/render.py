@@ -3,7 +3,7 @@
 JSON is a stable interface (documented in the README): top-level ``tasks``, ``lines``,
 ``parsed``, ``unparsed``, ``first``, ``last``; each task with ``task``, ``executions``,
 ``total``, ``share``, ``mean``, ``p50``, ``p95``, ``p99``, ``max``, ``failed``,
-``timeout``, ``killed``, ``wait_mean``, ``wait_p95``. Seconds are numbers, names decoded.
+``timeout``, ``killed``, ``retry``, ``wait_mean``, ``wait_p95``. Seconds are numbers, names decoded.
 With queue-monitor lines read, ``queues`` lists each queue's latest state (``queue``,
 ``status``, ``depth``, ``latency``, ``workers``, ``busy``, ``last``) and the worst of its
 samples (``worst_latency``, ``max_depth``, ``abandoned``, ``new_failed``, ``warn``,
@@ -128,6 +128,7 @@ _HEADERS = (
     "failed",
     "timeout",
     "killed",
+    "retry",
     "wait mean",
     "wait p95",
 )
@@ -147,6 +148,7 @@ def _cells(row: TaskRow) -> list[str]:
         str(row.failed),
         str(row.timeout),
         str(row.killed),
+        str(row.retry),
         human(row.wait_mean),
         human(row.wait_p95),
     ]

@@ -16,6 +16,7 @@ from pipeline.lines.task import (
     QUEUE,
     STATUS,
     STATUSES,
+    SYSTEM,
     TASK,
     TASK_TIME,
     TIME,
@@ -23,8 +24,8 @@ from pipeline.lines.task import (
     scan_pattern,
 )
 
-# The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time.
-CAPTURED = (TIME, TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME)
+# The fields the report uses, in line order: timestamp, task, task time, queue, status, wait time, system.
+CAPTURED = (TIME, TASK, TASK_TIME, QUEUE, STATUS, WAIT_TIME, SYSTEM)
 assert [field for field in FIELDS if field in CAPTURED] == list(CAPTURED)
 SCAN = scan_pattern(CAPTURED, seconds=BOUNDED_SECONDS)
 SCAN_ANY = scan_pattern(CAPTURED)  # every number the grok reads; its lines' values still to check
@@ -35,10 +36,11 @@ _FAST_CAPTURED = (TIME, TASK, TASK_TIME, STATUS, WAIT_TIME)
 FAST_STATUSES = tuple(status for status in STATUSES if status != FINISHED)
 SCAN_FAST = scan_pattern(_FAST_CAPTURED, FAST_STATUSES, BOUNDED_SECONDS)
 SCAN_FAST_ANY = scan_pattern(_FAST_CAPTURED, FAST_STATUSES)
-# Where the task time is in a scan's groups; the wait time is the last group of both.
+# Where the task time (in both scans) and the wait time (in each) are in a scan's groups.
 TASK_TIME_GROUP = 2
 assert CAPTURED.index(TASK_TIME) == _FAST_CAPTURED.index(TASK_TIME) == TASK_TIME_GROUP
-assert CAPTURED[-1] == _FAST_CAPTURED[-1] == WAIT_TIME
+WAIT_TIME_GROUP = CAPTURED.index(WAIT_TIME)
+FAST_WAIT_TIME_GROUP = _FAST_CAPTURED.index(WAIT_TIME)
 
 
 def in_range(seconds: bytes) -> bool:

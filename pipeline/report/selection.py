@@ -32,3 +32,5 @@ class Selection:
     until: int | None = None
     queues: frozenset[str] | None = None
     statuses: frozenset[str] | None = None
+    # Task systems (``celery``; ``rq`` for lines without a System field, as RQ writes them).
+    systems: frozenset[str] | None = None

@@ -192,6 +192,7 @@ class TaskRow:
     failed: int
     timeout: int
     killed: int
+    retry: int
     wait_mean: float | None
     wait_p95: float | None
 
@@ -235,6 +236,7 @@ def task_row(task: str, tally: TaskTally, grand_total: float) -> TaskRow:
         failed=tally.statuses.get(b"failed", 0),
         timeout=tally.statuses.get(b"timeout", 0),
         killed=tally.statuses.get(b"killed", 0),
+        retry=tally.statuses.get(b"retry", 0),
         wait_mean=waits.total() / wait_count if wait_count else None,
         wait_p95=waits.percentile(95),
     )

@@ -15,10 +15,11 @@ LINE = re.compile(
     r"Time: (?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
     rf" Task: (?P<task>\S+) Task-time: (?P<task_time>{SECONDS})"
     r"(?: Queue: (?P<queue>\S+))?"
-    r"(?: Status: (?P<status>finished|failed|timeout|killed))?"
+    r"(?: Status: (?P<status>finished|failed|timeout|killed|retry))?"
     rf"(?: Wait-time: (?P<wait_time>{SECONDS}))?"
     r"(?: Job: (?P<job>\S+))?"
     r"(?: Worker: (?P<worker>\S+))?"
+    r"(?: System: (?P<system>\S+))?"
 )
 
 

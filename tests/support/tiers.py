@@ -1,7 +1,7 @@
 """The test tiers: every test says with markers what it needs, and the markers are held to what it does.
 
 ``unit`` needs nothing but ``pip install -e '.[test]'``; ``redis``, ``elasticsearch``, ``jvm``
-``compose`` and ``prometheus`` name the services and tools a test uses (pyproject.toml registers them).
+``compose``, ``prometheus`` and ``rabbitmq`` name the services and tools a test uses (pyproject.toml registers them).
 Two checks keep the markers true (``tests/conftest.py`` calls them):
 
 - at collection, ``marker_problems``: a test without a tier marker, a ``unit`` test with
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 # The markers, described where pyproject.toml registers them.
-TIERS = ("unit", "redis", "elasticsearch", "jvm", "compose", "prometheus")
+TIERS = ("unit", "redis", "elasticsearch", "jvm", "compose", "prometheus", "rabbitmq")
 
 # Fixtures that give a test a service, and the marker a test must carry to request them.
 SERVICE_FIXTURES = {
@@ -46,6 +46,8 @@ PROGRAMS: dict[str, tuple[str, ...]] = {
     "go": ("compose",),
     "prometheus": ("prometheus",),
     "promtool": ("prometheus",),
+    "rabbitmq-server": ("rabbitmq",),
+    "rabbitmqctl": ("rabbitmq",),
 }
 PROGRAM_PREFIXES: dict[str, tuple[str, ...]] = {"elasticsearch": ("elasticsearch",)}
 
