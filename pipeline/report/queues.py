@@ -2,15 +2,18 @@
 
 The lines are read as the queue-monitor pipeline reads them, with the regexes of
 ``pipeline.lines.queue`` (anchored at both ends) and the date filter's validity in
-``TASK_TIME_TZ``. Redis and
+``TASK_TIME_TZ``. Broker and
 error lines are taken too (they are monitor lines, not unparsed ones); queue lines feed
-the table.
+the table. RQ's queues and Celery's are kept apart (``system``, ``broker``): a Celery
+queue's ``workers`` are its consumers (None when the broker cannot tell, as on Redis) and it
+has no abandoned or failed jobs.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.lines import queue as queue_line
 from pipeline.lines.clock import LineClock
@@ -27,7 +30,7 @@ class QueueState:
     status: str
     depth: int
     latency: float | None
-    workers: int
+    workers: int | None  # None: the broker cannot tell (Celery on Redis)
     busy: int
     last: int  # epoch milliseconds of the latest sample
     worst_latency: float | None = None
@@ -37,6 +40,8 @@ class QueueState:
     warn: int = 0  # samples with each status
     critical: int = 0
     samples: int = 0
+    system: str = "rq"
+    broker: str = "redis"
 
 
 class QueueLines:
@@ -45,7 +50,7 @@ class QueueLines:
     def __init__(self, clock: LineClock, selection: Selection | None = None) -> None:
         self.clock = clock
         self.selection = selection or Selection()
-        self.queues: dict[str, QueueState] = {}
+        self.queues: dict[tuple[str, str, str], QueueState] = {}
         self.lines = 0
 
     def offer(self, line: bytes) -> bool:
@@ -58,7 +63,7 @@ class QueueLines:
         if millis is None:
             return False
         self.lines += 1
-        if kind != "queue":
+        if queue_line.ROLES[kind] != "queue":
             return True
         selection = self.selection
         queue = decode_name(match["queue"])
@@ -68,24 +73,32 @@ class QueueLines:
             return True
         if selection.queues is not None and queue not in selection.queues:
             return True
-        self._add(queue, match, millis)
+        self._add(queue, kind, match, millis)
         return True
 
-    def _add(self, queue: str, match: re.Match[bytes], millis: int) -> None:
+    def _add(self, queue: str, kind: str, match: re.Match[bytes], millis: int) -> None:
         status = match["status"].decode()
         depth = int(match["depth"])
-        latency = None if match["latency"] == EMPTY.encode() else float(match["latency"])
-        state = self.queues.get(queue)
+        latency = _number(match["latency"], float)
+        system = (match["system"] or b"rq").decode()
+        broker = (match["broker"] or b"redis").decode()
+        celery = kind == "celery-queue"
+        key = (system, broker, queue)
+        state = self.queues.get(key)
         if state is None:
-            state = self.queues[queue] = QueueState(queue, status, depth, latency, 0, 0, millis)
+            state = self.queues[key] = QueueState(
+                queue, status, depth, latency, 0, 0, millis, system=system, broker=broker
+            )
         if millis >= state.last:
             state.status, state.depth, state.latency, state.last = status, depth, latency, millis
-            state.workers, state.busy = int(match["workers"]), int(match["busy"])
+            state.workers = _number(match["consumers"], int) if celery else int(match["workers"])
+            state.busy = 0 if celery else int(match["busy"])
         if latency is not None and (state.worst_latency is None or latency > state.worst_latency):
             state.worst_latency = latency
         state.max_depth = max(state.max_depth, depth)
-        state.abandoned = max(state.abandoned, int(match["abandoned"]))
-        state.new_failed += int(match["new_failed"])
+        if not celery:
+            state.abandoned = max(state.abandoned, int(match["abandoned"]))
+            state.new_failed += int(match["new_failed"])
         state.warn += status == queue_line.WARN
         state.critical += status == queue_line.CRITICAL
         state.samples += 1
@@ -93,4 +106,11 @@ class QueueLines:
     def rows(self) -> list[QueueState]:
         """Queues worst first: critical, then warn, then by worst latency."""
         order = {status: rank for rank, status in enumerate(reversed(queue_line.STATUSES))}
-        return sorted(self.queues.values(), key=lambda q: (order[q.status], -(q.worst_latency or 0.0), q.queue))
+        return sorted(
+            self.queues.values(), key=lambda q: (order[q.status], -(q.worst_latency or 0.0), q.queue, q.system)
+        )
+
+
+def _number(raw: bytes, kind: type[float] | type[int]) -> Any:
+    """A ``seconds-or-none`` or ``count-or-none`` value: None for ``-``."""
+    return None if raw == EMPTY.encode() else kind(raw)
