@@ -12,6 +12,8 @@ from typing import Any
 from pipeline import settings
 from pipeline.settings import Setting
 
+from . import celery_options
+from .celery_options import CeleryConfig
 from .judge import Thresholds, parse_latency_limits
 
 PROG = "rq-task-time-monitor"
@@ -21,7 +23,7 @@ PROG = "rq-task-time-monitor"
 class MonitorConfig:
     """Everything the monitor was told, typed."""
 
-    url: str
+    url: str | None  # None: RQ not sampled (a Celery broker alone)
     name: str
     log: str
     interval: float
@@ -34,6 +36,7 @@ class MonitorConfig:
     check_window: float
     once: bool = False
     check: bool = False
+    celery: CeleryConfig | None = None  # celery-health: Celery's broker, when one is given
 
 
 def _option(
@@ -76,6 +79,7 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         ("--check-window", settings.CHECK_WINDOW, float),
     ):
         _option(parser, env, flag, setting, kind)
+    celery_options.add_options(parser, env)  # celery-health
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="write one sample's lines and exit")
     mode.add_argument("--check", action="store_true", help="print one line per problem; exit 0 ok, 1 warn, 2 critical")
@@ -88,8 +92,13 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         parser.error("--interval, --max-backoff and --head must be positive, --check-window not negative")
     if not 0 < args.memory_warn <= args.memory_critical:
         parser.error("need 0 < --memory-warn <= --memory-critical")
+    # celery-health: with a Celery broker, RQ is sampled only when its Redis is named.
+    try:
+        celery = celery_options.celery_config(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     return MonitorConfig(
-        url=args.url,
+        url=args.url if celery is None or celery_options.rq_url_given(argv, env) else None,
         name=args.name or settings.default_name(),
         log=args.log,
         interval=args.interval,
@@ -102,4 +111,5 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         check_window=args.check_window,
         once=args.once,
         check=args.check,
+        celery=celery,
     )
