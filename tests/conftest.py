@@ -14,6 +14,7 @@ from elasticsearch import Elasticsearch
 from redis import Redis
 
 from tests.support.es_cluster import ElasticsearchCluster
+from tests.support.rabbitmq_node import RabbitMQNode
 from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +25,14 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.stop()
+
+
+# celery-health: one RabbitMQ node for the session's rabbitmq tests (tests/support/rabbitmq_node.py).
+@pytest.fixture(scope="session")
+def rabbitmq_node() -> Iterator[RabbitMQNode]:
+    node = RabbitMQNode()
+    yield node
+    node.stop()
 
 
 @pytest.fixture
