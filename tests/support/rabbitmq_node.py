@@ -107,15 +107,7 @@ class RabbitMQNode:
         self.ctl("set_user_tags", ADMIN[0], "administrator")
         self.ctl("set_permissions", "-p", "/", ADMIN[0], ".*", ".*", ".*")
         if self.management:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    self.api("GET", "/api/overview")
-                    break
-                except (OSError, urllib.error.URLError):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"the management API of {self.name} did not answer") from None
-                    time.sleep(0.3)
+            self.wait_api()
 
     def stop_node(self) -> None:
         """Stop the node (not epmd): ``rabbitmqctl stop``, then the process by pid."""
@@ -160,6 +152,31 @@ class RabbitMQNode:
         if check and done.returncode != 0:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
         return done
+
+    def plugins(self, *args: str) -> None:
+        """``rabbitmq-plugins -n <node> …`` on the running node (e.g. ``disable rabbitmq_management``)."""
+        done = subprocess.run(
+            [str(BIN / "rabbitmq-plugins"), "-n", self.name, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmq-plugins {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
+
+    def wait_api(self, timeout: float = 60) -> None:
+        """Wait until the management API answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.api("GET", "/api/overview")
+                return
+            except (OSError, urllib.error.URLError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the management API of {self.name} did not answer") from None
+                time.sleep(0.3)
 
     def amqp_url(self, user: tuple[str, str] = ADMIN, vhost: str = "/") -> str:
         return f"amqp://{user[0]}:{user[1]}@127.0.0.1:{self.amqp_port}/{quote(vhost, safe='')}"
