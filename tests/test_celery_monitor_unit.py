@@ -34,6 +34,9 @@ def test_a_celery_broker_alone_samples_only_celery() -> None:
     assert config.url is None and config.celery is not None and config.celery.broker == "redis"
     environ = {settings.CELERY_BROKER.variable: "redis://r:6379/1"}
     assert parse_args([], environ).url is None
+    assert parse_args(["--queues", "a,b"], environ).celery.queues == ["a", "b"]  # type: ignore[union-attr]
+    both = parse_args(["--url", "redis://q", "--queues", "a"], environ)
+    assert both.queues == ["a"] and both.celery.queues is None  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

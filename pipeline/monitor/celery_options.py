@@ -77,13 +77,17 @@ def _sep(text: str) -> str:
     return sep
 
 
-def celery_config(args: Any) -> CeleryConfig | None:
-    """The ``CeleryConfig`` of parsed ``args``, None without a Celery broker; ``ValueError`` when wrong."""
+def celery_config(args: Any, rq_sampled: bool = True) -> CeleryConfig | None:
+    """The ``CeleryConfig`` of parsed ``args``, None without a Celery broker; ``ValueError`` when wrong.
+
+    Celery's queues are ``--celery-queues``; when RQ is not sampled, ``--queues`` names them too.
+    """
     url = (args.celery_broker or "").strip()
     if not url:
         return None
     scheme = urlsplit(url).scheme
-    queues = [name.strip() for name in (args.celery_queues or "").split(",") if name.strip()] or None
+    named = args.celery_queues or ("" if rq_sampled else args.queues) or ""
+    queues = [name.strip() for name in named.split(",") if name.strip()] or None
     if scheme in ("redis", "rediss", "unix"):
         layout = KombuLayout(args.celery_keyprefix or "", _sep(args.celery_sep), _steps(args.celery_priority_steps))
         return CeleryConfig(url, "redis", queues, layout, None)

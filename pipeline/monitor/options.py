@@ -93,12 +93,13 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
     if not 0 < args.memory_warn <= args.memory_critical:
         parser.error("need 0 < --memory-warn <= --memory-critical")
     # celery-health: with a Celery broker, RQ is sampled only when its Redis is named.
+    rq_sampled = not args.celery_broker or celery_options.rq_url_given(argv, env)
     try:
-        celery = celery_options.celery_config(args)
+        celery = celery_options.celery_config(args, rq_sampled)
     except ValueError as exc:
         parser.error(str(exc))
     return MonitorConfig(
-        url=args.url if celery is None or celery_options.rq_url_given(argv, env) else None,
+        url=args.url if rq_sampled else None,
         name=args.name or settings.default_name(),
         log=args.log,
         interval=args.interval,
