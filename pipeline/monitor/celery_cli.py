@@ -32,6 +32,7 @@ from .judge import judge, worst
 from .options import PROG, MonitorConfig
 from .rabbitmq import ApiError, RabbitSample, take_rabbit_sample
 from .sample import ClusterModeError
+from .write import error_fields
 
 
 @dataclass
@@ -89,8 +90,9 @@ def error_of(exc: BaseException) -> tuple[str, str]:
     return classify(exc), _one_line(exc).replace("rq:*", "Celery's keys")
 
 
-def _problems(source: Monitor | CelerySource, window: float) -> list[tuple[str, str]]:
-    """One source's problems over ``window`` seconds (two samples), or its failure as one critical problem."""
+def _problems(source: Monitor | CelerySource, window: float) -> tuple[list[tuple[str, str]], str]:
+    """One source's problems over ``window`` seconds (two samples), or its failure as one critical
+    problem; and what it sampled, for the ``OK`` line."""
     try:
         first = source.sample()
         if window > 0:
@@ -103,21 +105,25 @@ def _problems(source: Monitor | CelerySource, window: float) -> list[tuple[str, 
     except (RedisError, OSError, ApiError) as exc:
         if isinstance(source, CelerySource):
             kind, reason = error_of(exc)
-            return [(CRITICAL, f"cannot sample Celery's {source.celery.broker} at {source.label} ({kind}): {reason}")]
-        return [(CRITICAL, f"cannot sample Redis at {source.label} ({classify(exc)}): {_one_line(exc)}")]
+            text = f"cannot sample Celery's {source.celery.broker} at {source.label} ({kind}): {reason}"
+            return [(CRITICAL, text)], ""
+        return [(CRITICAL, f"cannot sample Redis at {source.label} ({classify(exc)}): {_one_line(exc)}")], ""
     if isinstance(source, CelerySource):
-        return judge_celery(sample, first, source.config.thresholds).problems()  # type: ignore[arg-type]
-    return judge(sample, first, source.config.thresholds).problems()  # type: ignore[arg-type]
+        summary = f"celery {source.celery.broker} {len(sample.queues)} queues"
+        return judge_celery(sample, first, source.config.thresholds).problems(), summary  # type: ignore[arg-type]
+    summary = f"rq {len(sample.queues)} queues"
+    return judge(sample, first, source.config.thresholds).problems(), summary  # type: ignore[arg-type]
 
 
 def run_check(sources: list[Monitor | CelerySource], config: MonitorConfig) -> int:
     """Print one line per problem of every source (or one ``OK`` line) and return 0, 1 or 2."""
-    problems = [problem for source in sources for problem in _problems(source, config.check_window)]
+    results = [_problems(source, config.check_window) for source in sources]
+    problems = [problem for found, _ in results for problem in found]
     for level, text in problems:
         print(f"{level.upper()} {config.name}: {text}")
     status = worst([level for level, _ in problems])
     if status == OK:
-        print(f"OK {config.name}: " + ", ".join(f"{type(s).__name__.replace('Source', '')} ok" for s in sources))
+        print(f"OK {config.name}: " + "; ".join(summary for _, summary in results))
     return EXIT_CODES[status]
 
 
@@ -164,6 +170,7 @@ def main_celery(config: MonitorConfig) -> int:
         return run_check(sources, config) if config.check else run_loop(sources, config)
     except ClusterModeError:
         text = f"Redis at {writer.label} is a Redis Cluster node (cluster_enabled:1): RQ does not support Redis Cluster"
+        writer.write([error_fields(config.name, writer.label, "cluster", text)], time.time())
         print(f"{PROG} {config.name}: refusing: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
