@@ -15,8 +15,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import before_task_publish
 
+from tests.support.celery_monitor import UNSTAMPED  # a task whose messages the stand-in leaves alone
+
 PUBLISHED_AT = "task_time_published_at"
-UNSTAMPED = "tests.celery_app.unstamped"  # a task whose messages the stand-in leaves alone
 
 
 @before_task_publish.connect(weak=False, dispatch_uid="tests.celery_app.stamp")

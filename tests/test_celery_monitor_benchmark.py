@@ -12,7 +12,7 @@ import pytest
 from tests.support.rabbitmq_node import RabbitMQNode
 from tests.support.redis_server import RedisServer
 
-pytestmark = [pytest.mark.redis, pytest.mark.rabbitmq]
+pytestmark = [pytest.mark.redis, pytest.mark.rabbitmq, pytest.mark.celery]
 REPO = Path(__file__).resolve().parents[1]
 
 

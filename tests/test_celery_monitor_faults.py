@@ -19,7 +19,7 @@ from tests.support.monitor import read_events, stop
 from tests.support.rabbitmq_node import RabbitMQNode
 from tests.support.redis_server import RedisServer, free_port
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.celery]
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,13 @@ import urllib.error
 from typing import Any
 from urllib.parse import quote
 
-import amqp
 import pytest
 
 from pipeline.monitor import rabbitmq
 from pipeline.monitor.celery_judge import judge_celery
 from pipeline.monitor.judge import Thresholds
 from pipeline.monitor.rabbitmq import take_rabbit_sample
-from tests.celery_app import UNSTAMPED, make_app
-from tests.support.celery_monitor import MONITOR_USER, amqp_connection, monitor_api, wait_for
+from tests.support.celery_monitor import MONITOR_USER, UNSTAMPED, amqp_connection, make_app, monitor_api, wait_for
 from tests.support.rabbitmq_node import ADMIN, RabbitMQNode
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.celery]
@@ -32,6 +30,8 @@ def _queue(node: RabbitMQNode, name: str, vhost: str = "/") -> Any:
 
 
 def test_the_monitoring_user_samples_but_can_neither_publish_nor_consume(node: RabbitMQNode) -> None:
+    import amqp
+
     admin = amqp_connection(node)
     admin.channel().queue_declare("perm-q", auto_delete=False)
     admin.channel().basic_publish(amqp.Message("x"), routing_key="perm-q")
@@ -62,6 +62,8 @@ def test_the_monitoring_user_samples_but_can_neither_publish_nor_consume(node: R
 
 
 def test_queue_figures_from_a_real_celery_producer(node: RabbitMQNode) -> None:
+    import amqp
+
     app = make_app(node.amqp_url())
     for _ in range(3):
         app.tasks["tests.celery_app.add"].apply_async((1, 2), queue="mq-work")
@@ -123,7 +125,12 @@ def test_two_requests_per_sample_for_10_or_1000_queues(node: RabbitMQNode, monke
         return urlopen(request, *args, **kwargs)
 
     monkeypatch.setattr(rabbitmq.urllib.request, "urlopen", counting)
-    for vhost, count in (("small", 10), ("big", 1000)):
-        calls.clear()
-        sample = take_rabbit_sample(monitor_api(node, vhost))
-        assert len(sample.queues) == count and len(calls) == sample.requests == 2, calls
+    try:
+        for vhost, count in (("small", 10), ("big", 1000)):
+            calls.clear()
+            sample = take_rabbit_sample(monitor_api(node, vhost))
+            assert len(sample.queues) == count and len(calls) == sample.requests == 2, calls
+    finally:
+        monkeypatch.undo()
+        for vhost in ("small", "big"):
+            node.api("DELETE", f"/api/vhosts/{vhost}")

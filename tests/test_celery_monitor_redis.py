@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kombu import Connection
 from redis import Redis
 from redis.exceptions import NoPermissionError
 from rq import Queue
@@ -21,7 +20,7 @@ from pipeline.monitor.celery_judge import judge_celery
 from pipeline.monitor.celery_redis import KombuLayout, take_celery_redis_sample
 from pipeline.monitor.judge import Thresholds
 from tests import tasks
-from tests.celery_app import UNSTAMPED, make_app
+from tests.support.celery_monitor import UNSTAMPED, make_app
 from tests.support.monitor import (
     CountingConnection,
     counting_client,
@@ -120,6 +119,8 @@ def test_messages_taken_and_not_acknowledged_are_counted_for_all_queues(redis_ur
     app = make_app(redis_url)
     for _ in range(3):
         app.tasks["tests.celery_app.add"].apply_async((1, 2), queue="taken")
+    from kombu import Connection
+
     with Connection(redis_url) as connection:
         queue = connection.SimpleQueue("taken")
         taken = [queue.get(timeout=5) for _ in range(2)]  # a worker's reservation: not acked

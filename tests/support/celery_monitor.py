@@ -1,5 +1,9 @@
 """Helpers for the Celery monitor tests: the monitor run without ``--url``, AMQP connections,
-the monitoring-only RabbitMQ user, waiting."""
+the monitoring-only RabbitMQ user, waiting.
+
+Celery, kombu and py-amqp (the ``celery`` extra) are imported when a test uses them, not when
+pytest collects: the unit tier runs with the ``test`` extra alone; a Celery test run without
+the ``celery`` extra fails (ImportError), it is not skipped."""
 
 from __future__ import annotations
 
@@ -8,15 +12,25 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import amqp
+from typing import TYPE_CHECKING, Any
 
 from pipeline.monitor.rabbitmq import Api, api_from_urls
 from tests.support.monitor import monitor_env
 from tests.support.rabbitmq_node import ADMIN, RabbitMQNode
 
+if TYPE_CHECKING:
+    import amqp
+    from celery import Celery
+
 MONITOR_USER = ("tt-monitor", "tt-monitor-pass-1")
+UNSTAMPED = "tests.celery_app.unstamped"  # a task whose messages tests.celery_app's stand-in leaves unstamped
+
+
+def make_app(broker: str, **transport: Any) -> Celery:
+    """``tests.celery_app.make_app``, imported now (see the module docstring)."""
+    from tests import celery_app
+
+    return celery_app.make_app(broker, **transport)
 
 
 def celery_monitor_command(log: Path, *args: str) -> list[str]:
@@ -55,6 +69,8 @@ def amqp_connection(
     node: RabbitMQNode, user: tuple[str, str] = ADMIN, vhost: str = "/", **kwargs: Any
 ) -> amqp.Connection:
     """A connected py-amqp connection."""
+    import amqp
+
     connection = amqp.Connection(
         host=f"127.0.0.1:{node.amqp_port}", userid=user[0], password=user[1], virtual_host=vhost, **kwargs
     )

@@ -54,7 +54,8 @@ class RabbitMQNode:
             "disk_free_limit.absolute = 1",
             # Queue and node figures in the management API every 0.5 s instead of 5 s.
             "collect_statistics_interval = 500",
-            # Keep messages in memory until the alarm (the seed's scenario), instead of paging at 50 %.
+            # Keep messages in memory (the seed's scenario) instead of paging them out from 50 % of
+            # the watermark; the schema refuses 1.0 and above.
             "vm_memory_high_watermark_paging_ratio = 0.99",
         ]
         if management:
@@ -77,6 +78,7 @@ class RabbitMQNode:
             "RABBITMQ_CONFIG_FILE": str(self.folder / "rabbitmq"),
             "ERL_EPMD_PORT": str(self.epmd_port),
             "HOME": str(self.folder / "home"),
+            "ERL_CRASH_DUMP": str(self.folder / "erl_crash.dump"),  # not in the caller's folder
         }
         self.process: subprocess.Popen[bytes] | None = None
         if start:
@@ -86,20 +88,22 @@ class RabbitMQNode:
 
     def start(self, timeout: float = 120) -> None:
         """Start the node and wait until it runs (and its API answers, with management)."""
-        self.process = subprocess.Popen(
-            [str(BIN / "rabbitmq-server")],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.folder / "startup.out").open("ab") as out:
+            self.process = subprocess.Popen(
+                [str(BIN / "rabbitmq-server")],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:  # await_startup fails at once until the node has registered with epmd
             done = self.ctl("await_startup", "--timeout", "30", check=False, timeout=60)
             if done.returncode == 0:
                 break
             if self.process.poll() is not None or time.monotonic() > deadline:
-                logs = " ".join(p.read_text(errors="replace")[-400:] for p in (self.folder / "log").glob("*.log"))
+                files = [self.folder / "startup.out", *(self.folder / "log").glob("*.log")]
+                logs = " ".join(" ".join(p.read_text(errors="replace")[-400:].split()) for p in files if p.exists())
                 self.stop()
                 raise RuntimeError(f"RabbitMQ node {self.name} did not start: {logs or done.stderr.strip()[-400:]}")
             time.sleep(1)
