@@ -44,6 +44,19 @@ def test_wrong_credentials(node: RabbitMQNode, tmp_path: Path) -> None:
     assert "bad-pass-9" not in stderr and "HTTP 401" in line["reason"]
 
 
+def test_a_user_without_the_monitoring_tag_or_the_vhost_permission(node: RabbitMQNode, tmp_path: Path) -> None:
+    node.ctl("add_user", "tt-management", "tt-management-pass", check=False)
+    node.ctl("set_user_tags", "tt-management", "management")
+    node.ctl("set_permissions", "-p", "/", "tt-management", "^$", "^$", "^$")
+    line, _ = _one_error(tmp_path, *rabbit_args(node, ("tt-management", "tt-management-pass")))
+    assert line["error"] == "permission" and "Not monitor user" in line["reason"] and "monitoring tag" in line["reason"]
+    (tmp_path / "f.log").unlink()
+    node.ctl("add_user", "tt-nowhere", "tt-nowhere-pass", check=False)
+    node.ctl("set_user_tags", "tt-nowhere", "monitoring")  # no permission entry on any vhost
+    line, _ = _one_error(tmp_path, *rabbit_args(node, ("tt-nowhere", "tt-nowhere-pass")))
+    assert line["error"] == "permission" and "set_permissions -p / tt-nowhere" in line["reason"]
+
+
 def test_a_vhost_that_does_not_exist(node: RabbitMQNode, tmp_path: Path) -> None:
     line, _ = _one_error(tmp_path, *rabbit_args(node, vhost="no-such-vhost"))
     assert line["error"] == "vhost" and "'no-such-vhost' does not exist" in line["reason"]

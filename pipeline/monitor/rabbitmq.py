@@ -127,7 +127,7 @@ def get_json(api: Api, path: str) -> Any:
             body = response.read()
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
-            raise ApiError("auth", f"HTTP 401 from {where}: wrong user or password, or a user without a tag") from None
+            raise _refusal(exc, api, where) from None
         if exc.code == 403:
             raise ApiError("permission", f"HTTP 403 from {where}: the user needs the monitoring tag") from None
         if exc.code == 404 and path.startswith("/api/queues/"):
@@ -149,6 +149,20 @@ def get_json(api: Api, path: str) -> Any:
         return json.loads(body)
     except ValueError:
         raise ApiError("management", f"{where} did not answer JSON: is this RabbitMQ's management API?") from None
+
+
+def _refusal(exc: urllib.error.HTTPError, api: Api, where: str) -> ApiError:
+    """What a 401 means, from the reason RabbitMQ gives: a missing tag, a missing vhost permission, or the login."""
+    try:
+        reason = str(json.loads(exc.read()).get("reason", ""))
+    except (ValueError, AttributeError, OSError):
+        reason = ""
+    if reason in ("Not management user", "Not monitor user"):
+        return ApiError("permission", f"HTTP 401 from {where} ({reason}): give the user the monitoring tag")
+    if "virtual host" in reason:
+        grant = f"set_permissions -p {api.vhost} {api.username} '^$' '^$' '^$'"
+        return ApiError("permission", f"HTTP 401 from {where} ({reason}): {grant}")
+    return ApiError("auth", f"HTTP 401 from {where}: wrong user or password")
 
 
 def _count(item: dict[str, Any], key: str) -> int:
