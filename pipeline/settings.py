@@ -109,6 +109,30 @@ CHECK_WINDOW = Setting(
 METRICS_PORT = Setting("TASK_TIME_MONITOR_METRICS_PORT", None, "serve /metrics and /queues on this port", shown="off")
 METRICS_HOST = Setting("TASK_TIME_MONITOR_METRICS_HOST", "127.0.0.1", "address the metrics endpoint listens on")
 
+# --------------------------------------------------------------------------- queue monitor: Celery
+# (celery-health: the options of pipeline/monitor/celery_options.py)
+CELERY_BROKER = Setting(
+    "TASK_TIME_MONITOR_CELERY_BROKER",
+    None,
+    "Celery's broker to sample: redis://… or amqp://…/vhost (with --rabbitmq-api); alone, RQ is not sampled",
+)
+RABBITMQ_API = Setting(
+    "TASK_TIME_MONITOR_RABBITMQ_API", None, "RabbitMQ's management API, http://user:password@host:15672"
+)
+CELERY_QUEUES = Setting(
+    "TASK_TIME_MONITOR_CELERY_QUEUES",
+    None,
+    "comma-separated Celery queue names",
+    shown="every queue bound in Redis, every queue of the vhost",
+)
+CELERY_PRIORITY_STEPS = Setting(
+    "TASK_TIME_MONITOR_CELERY_PRIORITY_STEPS", "0,3,6,9", "kombu's priority_steps on Redis, comma-separated"
+)
+CELERY_SEP = Setting("TASK_TIME_MONITOR_CELERY_SEP", "\\x06\\x16", "kombu's sep on Redis, with Python escapes")
+CELERY_KEYPREFIX = Setting(
+    "TASK_TIME_MONITOR_CELERY_KEYPREFIX", None, "kombu's global_keyprefix on Redis", shown="no prefix"
+)
+
 # --------------------------------------------------------------------------- bootstrap
 ES_URL = Setting("ES_URL", "http://localhost:9200", "Elasticsearch URL(s), comma-separated")
 ES_CLOUD_ID = Setting("ES_CLOUD_ID", None, "Elastic Cloud deployment id, instead of --es-url")

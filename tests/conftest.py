@@ -20,6 +20,7 @@ from harness.es_cluster import ElasticsearchCluster
 from harness.monitor import grant_monitor, monitor_url
 from harness.redis_server import RedisServer
 from tests.support import tiers
+from tests.support.rabbitmq_node import RabbitMQNode
 
 REPO = Path(__file__).resolve().parents[1]
 _GUARD = tiers.ProcessGuard()
@@ -47,11 +48,27 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     _GUARD.item = None
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Not during teardown: it stops what a setup already checked started, and wider-scoped
+    fixtures (a session's RabbitMQ node) end in whichever test happens to run last."""
+    _GUARD.item = None
+    yield
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.stop()
+
+
+# celery-health: one RabbitMQ node for the session's rabbitmq tests (tests/support/rabbitmq_node.py).
+@pytest.fixture(scope="session")
+def rabbitmq_node() -> Iterator[RabbitMQNode]:
+    node = RabbitMQNode()
+    yield node
+    node.stop()
 
 
 @pytest.fixture

@@ -36,6 +36,9 @@ MAPPED_TYPE = {
     "bool": "boolean",
     "word": "keyword",
     "text": "keyword",
+    "count-or-none": "long",
+    "system": "keyword",
+    "broker": "keyword",
 }
 # How the grok converts each mapped type (none: a string).
 CONVERSION = {"double": "float", "long": "int"}
@@ -64,7 +67,14 @@ class Contract:
 
 
 QUEUE_FIELDS = tuple(
-    dict.fromkeys((*queue.HEAD_FIELDS, *(field for body in queue.LINE_KINDS.values() for field in body), queue.REASON))
+    dict.fromkeys(
+        (
+            *queue.HEAD_FIELDS,
+            *queue.ORIGIN_FIELDS,
+            *(field for body in queue.LINE_KINDS.values() for field in body),
+            queue.REASON,
+        )
+    )
 )
 CONTRACTS = {
     "task": Contract(
@@ -172,13 +182,49 @@ def test_the_grok_is_anchored_at_both_ends(contract: Contract) -> None:
     assert pattern.startswith("^") and pattern.endswith("$")
 
 
-def test_the_queue_grok_reads_the_labels_in_the_order_python_writes_them() -> None:
-    grok = CONTRACTS["queue"].grok()
-    labels = re.findall(r"([A-Z][\w-]*): ", grok.options["match"]["message"])
-    head = [field.label for field in queue.HEAD_FIELDS]
-    redis, body, error = (
-        [field.label for field in fields] for fields in (queue.REDIS_FIELDS, queue.QUEUE_FIELDS, queue.ERROR_FIELDS)
+# A value of each queue-line kind, as the monitor writes it.
+SAMPLE_VALUES = {
+    "name": "a%20name",
+    "count": 3,
+    "count-or-none": 4,
+    "percent": 12.5,
+    "seconds": 0.25,
+    "seconds-or-none": 1.5,
+    "bool": True,
+    "word": "unreachable",
+}
+
+
+def _grok_as_python(grok: logstash.Plugin) -> re.Pattern[str]:
+    """The queue grok as a Python regex (captures dropped): ``%{NAME:field}`` becomes NAME's definition."""
+    definitions = {"NOTSPACE": r"\S+", **grok.options["pattern_definitions"]}
+    pattern = re.sub(
+        r"%\{(\w+)(?::\w+)*\}", lambda m: "(?:" + definitions[m[1]] + ")", grok.options["match"]["message"]
     )
-    # head, then "Redis:" shared by the Redis and error bodies, then the queue body, then Reason.
-    assert labels == [*head, *redis, error[1], *body, queue.REASON.label]
-    assert grok.options["pattern_definitions"]["MONITOR_ERROR"].split("|") == list(queue.ERRORS)
+    return re.compile(pattern)
+
+
+@pytest.mark.parametrize("kind", queue.LINE_KINDS)
+@pytest.mark.parametrize("origin", [None, ("celery", "redis"), ("celery", "rabbitmq")])
+def test_the_queue_grok_takes_every_kind_of_line_python_writes(kind: str, origin: tuple[str, str] | None) -> None:
+    grok = _grok_as_python(CONTRACTS["queue"].grok())
+    values = {field.name: SAMPLE_VALUES[field.kind] for field in queue.LINE_KINDS[kind]}
+    text = "Time: 2026-11-22 07:30:00,012 " + queue.format_fields("m", queue.WARN, kind, values, "why", origin)
+    assert grok.fullmatch(text), text
+    assert queue.match_line(text.encode()) is not None
+    for field in queue.LINE_KINDS[kind]:
+        if field.kind.endswith("-or-none"):  # "-" for unknown is taken too
+            unknown = text.replace(f"{field.label}: {queue._value(field, values[field.name])} ", f"{field.label}: - ")
+            assert grok.fullmatch(unknown) and queue.match_line(unknown.encode()), unknown
+
+
+def test_the_queue_grok_takes_the_errors_systems_and_brokers_python_knows() -> None:
+    definitions = CONTRACTS["queue"].grok().options["pattern_definitions"]
+    assert definitions["MONITOR_ERROR"].split("|") == list(queue.ERRORS)
+    assert definitions["MONITOR_SYSTEM"].split("|") == list(queue.SYSTEMS)
+    assert definitions["MONITOR_BROKER"].split("|") == list(queue.BROKERS)
+
+
+def test_every_kind_of_queue_line_has_a_role() -> None:
+    assert set(queue.ROLES) == set(queue.LINE_KINDS)
+    assert set(queue.ROLES.values()) == {"broker", "queue", "error"}

@@ -199,3 +199,13 @@ def test_check_never_ends_in_a_traceback_and_exit_1(
     assert run_check(monitor) == 2
     [line] = capsys.readouterr().out.splitlines()
     assert line.startswith("CRITICAL n: cannot sample Redis at 127.0.0.1:1/0 (error): 'utf-8' codec can't decode")
+
+
+def test_the_metrics_endpoint_with_a_celery_broker_is_refused_not_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags = ["--metrics-port", "9187", "--celery-broker", "redis://127.0.0.1:1/0"]
+    code, out, err = _run_in_process(("--once",), flags, {}, tmp_path / "m.log", monkeypatch)
+    assert (code, out) == (2, "")
+    assert err.startswith("rq-task-time-monitor: error: --metrics-port serves RQ's queues only: ")
+    assert err.endswith("run a second monitor for the Celery broker\n") and err.count("\n") == 1

@@ -50,7 +50,7 @@ def test_every_golden_line_is_kept_parsed_or_marked() -> None:
         assert got["index"].startswith("queue-monitor-2026" if ok else "queue-monitor-unparsed-"), text
         assert ok == ("status" in document and "timestamp" not in document), text
         parsed += ok
-    assert parsed == 11  # the rest are malformed on purpose
+    assert parsed == 17  # the rest are malformed on purpose
 
 
 @pytest.mark.redis
@@ -139,13 +139,18 @@ def test_the_writer_bulk_creates_golden_documents_as_mapped(
         index="queue-monitor-*",
         query={"bool": {"filter": [{"term": {"status": "critical"}}, {"exists": {"field": "queue"}}]}},
     )
-    assert [hit["_source"]["queue"] for hit in critical["hits"]["hits"]] == ["default"]
+    assert sorted(hit["_source"]["queue"] for hit in critical["hits"]["hits"]) == ["celery", "default"]
     top = admin.search(index="queue-monitor-2026.11.22", sort=[{"memory_used_pct": "desc"}], size=1)
     assert top["hits"]["hits"][0]["_source"]["memory_used_pct"] == 100.01
     suspended = admin.count(index="queue-monitor-2026.11.22", query={"term": {"suspended": True}})
     assert suspended["count"] == 1
+    alarms = admin.count(index="queue-monitor-2026.11.22", query={"term": {"memory_alarm": True}})
+    assert alarms["count"] == 1
+    celery = admin.count(index="queue-monitor-2026.11.22", query={"term": {"system": "celery"}})
+    rabbitmq = admin.count(index="queue-monitor-2026.11.22", query={"term": {"broker": "rabbitmq"}})
+    assert (celery["count"], rabbitmq["count"]) == (6, 3)
     unparsed = admin.count(index="queue-monitor-unparsed-*")["count"]
-    assert unparsed == len(golden_documents) - 11
+    assert unparsed == len(golden_documents) - 17
     with pytest.raises(AuthorizationException):
         writer.search(index="queue-monitor-*")
 

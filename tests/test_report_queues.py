@@ -39,7 +39,9 @@ def test_every_golden_monitor_line_is_taken_or_left_as_the_pipeline_decides() ->
         parsed = "queue_monitor_unparsed" not in event.get("tags", [])
         assert reader.offer(text.encode()) == parsed, text
         if parsed and "queue" in event:
-            state = reader.queues[decode_name(event["queue"])]
+            state = reader.queues[
+                (event.get("system", "rq"), event.get("broker", "redis"), decode_name(event["queue"]))
+            ]
             assert (state.status, state.depth, state.latency) == (event["status"], event["depth"], event.get("latency"))
 
 

@@ -191,6 +191,11 @@ def run_check(monitor: Monitor) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pipeline.monitor`` and ``rq-task-time-monitor``."""
     config = parse_args(argv)
+    if config.celery is not None:  # celery-health: Celery's broker, alone or beside RQ (celery_cli.py)
+        from .celery_cli import main_celery
+
+        return main_celery(config)
+    assert config.url is not None
     try:
         clock = LineClock(timezone_from_env())
     except ValueError as exc:

@@ -20,6 +20,8 @@ from pipeline import settings
 from pipeline.lines.fields import shown_name
 from pipeline.settings import Setting
 
+from . import celery_options
+from .celery_options import CeleryConfig
 from .judge import Thresholds, parse_latency_limits
 
 PROG = "rq-task-time-monitor"
@@ -29,7 +31,7 @@ PROG = "rq-task-time-monitor"
 class MonitorConfig:
     """Everything the monitor was told, typed."""
 
-    url: str
+    url: str | None  # None: RQ not sampled (a Celery broker alone)
     name: str
     log: str
     interval: float
@@ -44,6 +46,7 @@ class MonitorConfig:
     check: bool = False
     metrics_port: int | None = None  # None: no endpoint (pipeline.monitor.serve)
     metrics_host: str = settings.METRICS_HOST.default
+    celery: CeleryConfig | None = None  # celery-health: Celery's broker, when one is given
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,6 +109,7 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         ("--metrics-host", settings.METRICS_HOST, str),
     ):
         _option(parser, env, flag, setting, kind)
+    celery_options.add_options(parser, env)  # celery-health
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--once",
@@ -137,8 +141,17 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         parser.error("need 0 < --memory-warn <= --memory-critical")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         parser.error(f"--metrics-port {args.metrics_port} is not a TCP port (1-65535)")
+    if args.metrics_port is not None and args.celery_broker:
+        # Said, not ignored: the endpoint serves RQ's samples only (docs/autoscaling.md).
+        parser.error("--metrics-port serves RQ's queues only: run a second monitor for the Celery broker")
+    # celery-health: with a Celery broker, RQ is sampled only when its Redis is named.
+    rq_sampled = not args.celery_broker or celery_options.rq_url_given(argv, env)
+    try:
+        celery = celery_options.celery_config(args, rq_sampled)
+    except ValueError as exc:
+        parser.error(str(exc))
     return MonitorConfig(
-        url=args.url,
+        url=args.url if rq_sampled else None,
         name=args.name or settings.default_name(),
         log=args.log,
         interval=args.interval,
@@ -153,4 +166,5 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         check=args.check,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        celery=celery,
     )

@@ -1,22 +1,31 @@
-"""Queue-monitor lines in the report: each queue's latest state and its worst latency.
+"""Queue-monitor lines in the report: each queue's latest state and worst latency, and each Redis's.
 
 The lines are read as the queue-monitor pipeline reads them, with the regexes of
-``pipeline.lines.queue`` (anchored at both ends) and the date filter's validity in
-``TASK_TIME_TZ``. Queue lines feed the queue table; Redis lines and error lines the
-Redis table: each Redis's latest sample (memory, policy, evictions, OOM rejections) and
-the error lines that say why the monitor could not sample it (their count, the latest).
+``pipeline.lines.queue`` (anchored at both ends, with its range check) and the date
+filter's validity in ``TASK_TIME_TZ``. Queue lines feed the queue table; RQ's queues and
+Celery's are kept apart (``system``, ``broker``): a Celery queue's ``workers`` are its
+consumers (None when the broker cannot tell, as on Redis) and it has no abandoned or failed
+jobs. Lines with a ``Redis:`` field feed the Redis table: each Redis's latest sample
+(memory, policy, evictions, OOM rejections) and the error lines that say why the monitor
+could not sample it (their count, the latest). RabbitMQ's node lines are monitor lines too
+(parsed), shown through their queues' rows.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.lines import queue as queue_line
 from pipeline.lines.clock import LineClock
 from pipeline.lines.fields import EMPTY, decode_name
 
 from .selection import Selection
+
+# The kinds of line that name a Redis, and what they are to its row.
+_REDIS_SAMPLES = ("redis", "celery-redis")
+_REDIS_ERRORS = ("error",)
 
 
 @dataclass
@@ -27,7 +36,7 @@ class QueueState:
     status: str
     depth: int
     latency: float | None
-    workers: int
+    workers: int | None  # None: the broker cannot tell (Celery on Redis)
     busy: int
     last: int  # epoch milliseconds of the latest sample
     worst_latency: float | None = None
@@ -37,13 +46,16 @@ class QueueState:
     warn: int = 0  # samples with each status
     critical: int = 0
     samples: int = 0
+    system: str = "rq"
+    broker: str = "redis"
 
 
 @dataclass
 class RedisState:
     """One Redis as the monitor saw it: its latest Redis line, and its error lines.
 
-    A Redis known only from error lines has None for the sample's figures.
+    A Redis known only from error lines has None for the sample's figures; ``suspended`` is
+    None on Celery's lines (RQ's flag).
     """
 
     redis: str
@@ -71,7 +83,7 @@ class QueueLines:
     def __init__(self, clock: LineClock, selection: Selection | None = None) -> None:
         self.clock = clock
         self.selection = selection or Selection()
-        self.queues: dict[str, QueueState] = {}
+        self.queues: dict[tuple[str, str, str], QueueState] = {}
         self.redis: dict[str, RedisState] = {}
 
     def offer(self, line: bytes) -> bool:
@@ -88,16 +100,18 @@ class QueueLines:
             selection.until is not None and millis >= selection.until
         ):
             return True
-        if kind == "redis":
+        if kind in _REDIS_SAMPLES:
             self._add_redis(match, millis)
             return True
-        if kind == "error":
+        if kind in _REDIS_ERRORS:
             self._add_error(match, millis)
+            return True
+        if queue_line.ROLES[kind] != "queue":
             return True
         queue = decode_name(match["queue"])
         if selection.queues is not None and queue not in selection.queues:
             return True
-        self._add(queue, match, millis)
+        self._add(queue, kind, match, millis)
         return True
 
     def _redis(self, match: re.Match[bytes]) -> RedisState:
@@ -115,7 +129,8 @@ class QueueLines:
             state.used_memory, state.maxmemory = int(match["used_memory"]), int(match["maxmemory"])
             state.policy = decode_name(match["maxmemory_policy"])
             state.evicted, state.oom_rejected = int(match["evicted_keys"]), int(match["oom_rejections"])
-            state.suspended = match["suspended"] == b"true"
+            suspended = match.groupdict().get("suspended")
+            state.suspended = None if suspended is None else suspended == b"true"
             state.reason = _reason(match["reason"])
         if state.worst_memory_used_pct is None or memory > state.worst_memory_used_pct:
             state.worst_memory_used_pct = memory
@@ -131,21 +146,29 @@ class QueueLines:
                 millis,
             )
 
-    def _add(self, queue: str, match: re.Match[bytes], millis: int) -> None:
+    def _add(self, queue: str, kind: str, match: re.Match[bytes], millis: int) -> None:
         status = match["status"].decode()
         depth = int(match["depth"])
-        latency = None if match["latency"] == EMPTY.encode() else float(match["latency"])
-        state = self.queues.get(queue)
+        latency = _number(match["latency"], float)
+        system = (match["system"] or b"rq").decode()
+        broker = (match["broker"] or b"redis").decode()
+        celery = kind == "celery-queue"
+        key = (system, broker, queue)
+        state = self.queues.get(key)
         if state is None:
-            state = self.queues[queue] = QueueState(queue, status, depth, latency, 0, 0, millis)
+            state = self.queues[key] = QueueState(
+                queue, status, depth, latency, 0, 0, millis, system=system, broker=broker
+            )
         if millis >= state.last:
             state.status, state.depth, state.latency, state.last = status, depth, latency, millis
-            state.workers, state.busy = int(match["workers"]), int(match["busy"])
+            state.workers = _number(match["consumers"], int) if celery else int(match["workers"])
+            state.busy = 0 if celery else int(match["busy"])
         if latency is not None and (state.worst_latency is None or latency > state.worst_latency):
             state.worst_latency = latency
         state.max_depth = max(state.max_depth, depth)
-        state.abandoned = max(state.abandoned, int(match["abandoned"]))
-        state.new_failed += int(match["new_failed"])
+        if not celery:
+            state.abandoned = max(state.abandoned, int(match["abandoned"]))
+            state.new_failed += int(match["new_failed"])
         state.warn += status == queue_line.WARN
         state.critical += status == queue_line.CRITICAL
         state.samples += 1
@@ -153,7 +176,9 @@ class QueueLines:
     def rows(self) -> list[QueueState]:
         """Queues worst first: critical, then warn, then by worst latency."""
         order = {status: rank for rank, status in enumerate(reversed(queue_line.STATUSES))}
-        return sorted(self.queues.values(), key=lambda q: (order[q.status], -(q.worst_latency or 0.0), q.queue))
+        return sorted(
+            self.queues.values(), key=lambda q: (order[q.status], -(q.worst_latency or 0.0), q.queue, q.system)
+        )
 
     def redis_rows(self) -> list[RedisState]:
         """Worst first: one with errors and no sample, then critical, warn, ok; then by errors and memory."""
@@ -167,6 +192,11 @@ class QueueLines:
                 r.redis,
             ),
         )
+
+
+def _number(raw: bytes, kind: type[float] | type[int]) -> Any:
+    """A ``seconds-or-none`` or ``count-or-none`` value: None for ``-``."""
+    return None if raw == EMPTY.encode() else kind(raw)
 
 
 def _reason(text: bytes) -> str | None:

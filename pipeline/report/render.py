@@ -160,11 +160,11 @@ _QUEUE_HEADERS += ("most waiting", "abandoned", "new failed", "warn", "critical"
 
 def _queue_cells(queue: QueueState) -> list[str]:
     return [
-        shown_name(queue.queue),
+        shown_name(queue.queue) + ("" if queue.system == "rq" else f" ({queue.system} on {queue.broker})"),
         queue.status,
         str(queue.depth),
         human(queue.latency),
-        str(queue.workers),
+        "-" if queue.workers is None else str(queue.workers),
         str(queue.busy),
         human(queue.worst_latency),
         str(queue.max_depth),
