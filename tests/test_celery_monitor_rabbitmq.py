@@ -14,6 +14,7 @@ from pipeline.monitor.celery_judge import judge_celery
 from pipeline.monitor.judge import Thresholds
 from pipeline.monitor.rabbitmq import take_rabbit_sample
 from tests.support.celery_monitor import MONITOR_USER, UNSTAMPED, amqp_connection, make_app, monitor_api, wait_for
+from tests.support.celery_workers import unstamped
 from tests.support.rabbitmq_node import ADMIN, RabbitMQNode
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.celery, pytest.mark.jvm]
@@ -67,7 +68,8 @@ def test_queue_figures_from_a_real_celery_producer(node: RabbitMQNode) -> None:
     app = make_app(node.amqp_url())
     for _ in range(3):
         app.tasks["tests.celery_app.add"].apply_async((1, 2), queue="mq-work")
-    app.tasks[UNSTAMPED].apply_async(queue="mq-bare")
+    with unstamped():  # a producer without pipeline.celery.install
+        app.tasks[UNSTAMPED].apply_async(queue="mq-bare")
     api = monitor_api(node)
     wait_for(lambda: [q.depth for q in take_rabbit_sample(api, ["mq-work", "mq-bare"]).queues] == [3, 1])
     sample = take_rabbit_sample(api, ["mq-work", "mq-bare", "mq-absent"])

@@ -23,6 +23,7 @@ from pipeline.monitor.celery_redis import KombuLayout, take_celery_redis_sample
 from pipeline.monitor.judge import Thresholds
 from tests import tasks
 from tests.support.celery_monitor import UNSTAMPED, make_app
+from tests.support.celery_workers import unstamped
 from tests.support.monitor import monitor_env, read_events, run_monitor
 
 pytestmark = [pytest.mark.redis, pytest.mark.celery, pytest.mark.jvm]
@@ -91,7 +92,9 @@ def test_keyprefix_separator_and_priority_steps_are_honoured(
 
 
 def test_a_message_without_a_stamp_leaves_the_latency_unknown_and_says_so(redis_url: str, reader: Redis) -> None:
-    make_app(redis_url).tasks[UNSTAMPED].apply_async(queue="bare")
+    bare = make_app(redis_url).tasks[UNSTAMPED]
+    with unstamped():  # a producer without pipeline.celery.install
+        bare.apply_async(queue="bare")
     sample = take_celery_redis_sample(reader, KombuLayout(), ["bare"])
     [queue] = sample.queues
     assert (queue.depth, queue.latency) == (1, None)

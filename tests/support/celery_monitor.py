@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
 MONITOR_USER = ("tt-monitor", "tt-monitor-pass-1")
-UNSTAMPED = "tests.celery_app.unstamped"  # a task whose messages tests.celery_app's stand-in leaves unstamped
+UNSTAMPED = "tests.celery_app.unstamped"  # a task the tests publish unstamped (celery_workers.unstamped)
 
 
 def make_app(broker: str, **transport: Any) -> Celery:
