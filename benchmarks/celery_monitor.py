@@ -3,7 +3,7 @@
     python -m benchmarks.celery_monitor --redis redis://127.0.0.1:6379/15 \\
         --amqp amqp://admin:pw@127.0.0.1:5672// --api http://admin:pw@127.0.0.1:15672 [--queues 100,1000] [--repeat 10]
 
-It needs a Redis and a RabbitMQ it may fill (``python -m tests.support.rabbitmq_node``
+It needs a Redis and a RabbitMQ it may fill (``python -m harness.rabbitmq``
 starts a throwaway node; the Redis database is FLUSHed). For each count of queues it
 fills N queues of 10 messages each and prints the median time of one sample over
 ``--repeat`` and what a sample sends: Redis commands (``INFO commandstats``) and round

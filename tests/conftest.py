@@ -18,9 +18,9 @@ from redis import Redis
 
 from harness.es_cluster import ElasticsearchCluster
 from harness.monitor import grant_monitor, monitor_url
+from harness.rabbitmq import RabbitMQNode
 from harness.redis_server import RedisServer
 from tests.support import tiers
-from tests.support.rabbitmq_node import RabbitMQNode
 
 REPO = Path(__file__).resolve().parents[1]
 _GUARD = tiers.ProcessGuard()
@@ -63,7 +63,7 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
-# celery-health: one RabbitMQ node for the session's rabbitmq tests (tests/support/rabbitmq_node.py).
+# One RabbitMQ node for the session (harness/rabbitmq.py): the Celery line and queue-health tests.
 @pytest.fixture(scope="session")
 def rabbitmq_node() -> Iterator[RabbitMQNode]:
     node = RabbitMQNode()

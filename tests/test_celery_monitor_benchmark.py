@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.rabbitmq import RabbitMQNode
 from harness.redis_server import RedisServer
-from tests.support.rabbitmq_node import RabbitMQNode
 
 pytestmark = [pytest.mark.redis, pytest.mark.rabbitmq, pytest.mark.celery]
 REPO = Path(__file__).resolve().parents[1]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.rabbitmq import RabbitMQNode
 from harness.redis_server import RedisServer, free_port
 from tests.support.celery_monitor import (
     MONITOR_USER,
@@ -17,7 +18,6 @@ from tests.support.celery_monitor import (
     wait_for,
 )
 from tests.support.monitor import read_events, stop
-from tests.support.rabbitmq_node import RabbitMQNode
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.celery, pytest.mark.jvm]
 

@@ -9,13 +9,13 @@ from urllib.parse import quote
 
 import pytest
 
+from harness.rabbitmq import ADMIN, RabbitMQNode
 from pipeline.monitor import rabbitmq
 from pipeline.monitor.celery_judge import judge_celery
 from pipeline.monitor.judge import Thresholds
 from pipeline.monitor.rabbitmq import take_rabbit_sample
 from tests.support.celery_monitor import MONITOR_USER, UNSTAMPED, amqp_connection, make_app, monitor_api, wait_for
 from tests.support.celery_workers import unstamped
-from tests.support.rabbitmq_node import ADMIN, RabbitMQNode
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.celery, pytest.mark.jvm]
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.rabbitmq import RabbitMQNode
 from pipeline.monitor.rabbitmq import take_rabbit_sample
 from tests.support.celery_monitor import (
     MONITOR_USER,
@@ -29,7 +30,6 @@ from tests.support.celery_monitor import (
     wait_for,
 )
 from tests.support.monitor import read_events, stop
-from tests.support.rabbitmq_node import RabbitMQNode
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.celery, pytest.mark.jvm]
 CHUNK = 64 * 1024

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from harness.rabbitmq import RabbitMQNode
@@ -13,10 +11,9 @@ from tests.support.celery_workers import use_broker
 
 
 @pytest.fixture(scope="session")
-def rabbitmq() -> Iterator[RabbitMQNode]:
-    node = RabbitMQNode()
-    yield node
-    node.stop()
+def rabbitmq(rabbitmq_node: RabbitMQNode) -> RabbitMQNode:
+    """The session's RabbitMQ node (tests/conftest.py), shared with the queue-health tests."""
+    return rabbitmq_node
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])

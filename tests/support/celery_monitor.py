@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.rabbitmq import ADMIN, RabbitMQNode
 from pipeline.monitor.rabbitmq import Api, api_from_urls
 from tests.support.monitor import monitor_env
-from tests.support.rabbitmq_node import ADMIN, RabbitMQNode
 
 if TYPE_CHECKING:
     import amqp

@@ -35,6 +35,8 @@ SERVICE_FIXTURES = {
     "engines": "jvm",
     # tests/test_compose.py: docker-compose.yml as compose-go loads it.
     "project": "compose",
+    "rabbitmq_node": "rabbitmq",
+    "rabbitmq": "rabbitmq",
 }
 
 # Programs a test may start only with one of these markers (matched on the executable's name).
