@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,14 +24,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from harness.redis_server import free_port
+
 BIN = Path("/usr/lib/rabbitmq/bin")
 ADMIN = ("admin", "admin-pass-1")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RabbitMQNode:

@@ -13,6 +13,7 @@ from redis import Redis
 
 
 def free_port() -> int:
+    """A TCP port free on loopback now (the services of the harness each take their own)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
