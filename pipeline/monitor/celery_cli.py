@@ -21,18 +21,18 @@ from redis.exceptions import RedisError
 from pipeline import settings
 from pipeline.appender import Appender, AppendError
 from pipeline.lines.clock import LineClock, timezone_from_env
+from pipeline.lines.fields import shown_name, shown_text
 from pipeline.lines.queue import CRITICAL, OK
 
 from .celery_judge import judge_celery
 from .celery_options import CeleryConfig
 from .celery_redis import CeleryRedisSample, take_celery_redis_sample
 from .celery_write import celery_error_fields, celery_fields
-from .cli import EXIT_CODES, Monitor, _one_line, classify, redis_label
+from .cli import EXIT_CODES, Monitor, _one_line, classify, redis_label, refuse_cluster
 from .judge import judge, worst
 from .options import PROG, MonitorConfig
 from .rabbitmq import ApiError, RabbitSample, take_rabbit_sample
 from .sample import ClusterModeError
-from .write import error_fields
 
 
 @dataclass
@@ -120,10 +120,10 @@ def run_check(sources: list[Monitor | CelerySource], config: MonitorConfig) -> i
     results = [_problems(source, config.check_window) for source in sources]
     problems = [problem for found, _ in results for problem in found]
     for level, text in problems:
-        print(f"{level.upper()} {config.name}: {text}")
+        print(f"{level.upper()} {shown_name(config.name)}: {shown_text(text)}")
     status = worst([level for level, _ in problems])
     if status == OK:
-        print(f"OK {config.name}: " + "; ".join(summary for _, summary in results))
+        print(f"OK {shown_name(config.name)}: " + "; ".join(summary for _, summary in results))
     return EXIT_CODES[status]
 
 
@@ -147,7 +147,7 @@ def main_celery(config: MonitorConfig) -> int:
     try:
         clock = LineClock(timezone_from_env())
     except ValueError as exc:
-        print(f"{PROG} {config.name}: {exc}", file=sys.stderr)
+        print(f"{PROG} {shown_name(config.name)}: {shown_text(str(exc))}", file=sys.stderr)
         return 2
     appender = None
     if not config.check:
@@ -157,7 +157,7 @@ def main_celery(config: MonitorConfig) -> int:
         try:
             appender.open()
         except AppendError as exc:
-            print(f"{PROG} {config.name}: {exc}", file=sys.stderr)
+            print(f"{PROG} {shown_name(config.name)}: {shown_text(str(exc))}", file=sys.stderr)
             return 2
     timeouts = {"socket_timeout": 10, "socket_connect_timeout": 5}
     rq_redis = Redis.from_url(config.url, **timeouts) if config.url else Redis(**timeouts)  # type: ignore[arg-type]
@@ -169,10 +169,7 @@ def main_celery(config: MonitorConfig) -> int:
     try:
         return run_check(sources, config) if config.check else run_loop(sources, config)
     except ClusterModeError:
-        text = f"Redis at {writer.label} is a Redis Cluster node (cluster_enabled:1): RQ does not support Redis Cluster"
-        writer.write([error_fields(config.name, writer.label, "cluster", text)], time.time())
-        print(f"{PROG} {config.name}: refusing: {text}", file=sys.stderr)
-        return 2
+        return refuse_cluster(writer, config)
     except KeyboardInterrupt:
         return 0
     finally:

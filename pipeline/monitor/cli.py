@@ -188,6 +188,14 @@ def run_check(monitor: Monitor) -> int:
     return EXIT_CODES[status]
 
 
+def refuse_cluster(monitor: Monitor, config: MonitorConfig) -> int:
+    """A Redis Cluster node is not sampled: an error line in the log, one line on stderr, exit 2."""
+    text = f"Redis at {monitor.label} is a Redis Cluster node (cluster_enabled:1): RQ does not support Redis Cluster"
+    monitor.write([error_fields(config.name, monitor.label, "cluster", text)], time.time())
+    print(f"{PROG} {shown_name(config.name)}: refusing: {shown_text(text)}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pipeline.monitor`` and ``rq-task-time-monitor``."""
     config = parse_args(argv)
@@ -226,12 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_check(monitor) if config.check else run_loop(monitor)
     except ClusterModeError:
-        text = (
-            f"Redis at {monitor.label} is a Redis Cluster node (cluster_enabled:1): RQ does not support Redis Cluster"
-        )
-        monitor.write([error_fields(config.name, monitor.label, "cluster", text)], time.time())
-        print(f"{PROG} {shown_name(config.name)}: refusing: {shown_text(text)}", file=sys.stderr)
-        return 2
+        return refuse_cluster(monitor, config)
     except KeyboardInterrupt:
         return 0
     finally:
