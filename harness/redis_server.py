@@ -22,12 +22,13 @@ def free_port() -> int:
 class RedisServer:
     """Starts ``redis-server`` without persistence in a private folder; ``stop()`` ends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
+        """Start it on ``port``, or on a free one (a given port lets a test bring a Redis back where it was)."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
         self.folder = Path(tempfile.mkdtemp(prefix="rq-task-time-redis-"))
-        self.port = free_port()
+        self.port = port or free_port()
         self.process = subprocess.Popen(
             [
                 binary,

@@ -100,6 +100,27 @@ def test_celerys_redis_unreachable_or_refusing_the_password(redis_server: RedisS
     assert line["error"] == "auth" and "bad-pass-9" not in stderr
 
 
+def test_celerys_redis_down_and_back_up(tmp_path: Path) -> None:
+    """The loop writes an error line per attempt while Celery's Redis is down, and samples it again once it is back."""
+    server = RedisServer()
+    log = tmp_path / "loop.log"
+    loop = start_celery_monitor(log, "--interval", "0.5", "--max-backoff", "1", "--celery-broker", server.url)
+    try:
+        wait_for(lambda: any(e.get("broker") == "redis" and "error" not in e for e in read_events(log)))
+        port = server.port
+        server.stop()
+        wait_for(lambda: len([e for e in read_events(log) if e.get("error") == "unreachable"]) >= 2, timeout=60)
+        server = RedisServer(port)
+        count = len(read_events(log))
+        wait_for(lambda: any("error" not in e for e in read_events(log)[count:]), timeout=60)
+    finally:
+        _, stderr = stop(loop)
+        server.stop()
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 2, stderr  # one line when it fails, one when it works again
+    assert "(unreachable)" in lines[0] and "can be sampled again" in lines[1]
+
+
 def test_check_exit_codes(node: RabbitMQNode, tmp_path: Path) -> None:
     done = run_celery_monitor(tmp_path / "u.log", "--check", "--check-window", "0", *rabbit_args(node))
     assert done.returncode in (0, 1, 2) and done.stdout.split()[0] in ("OK", "WARN", "CRITICAL"), done.stdout
