@@ -110,7 +110,7 @@ METRICS_PORT = Setting("TASK_TIME_MONITOR_METRICS_PORT", None, "serve /metrics a
 METRICS_HOST = Setting("TASK_TIME_MONITOR_METRICS_HOST", "127.0.0.1", "address the metrics endpoint listens on")
 
 # --------------------------------------------------------------------------- queue monitor: Celery
-# (celery-health: the options of pipeline/monitor/celery_options.py)
+# (the options of pipeline/monitor/celery_options.py)
 CELERY_BROKER = Setting(
     "TASK_TIME_MONITOR_CELERY_BROKER",
     None,

@@ -199,7 +199,7 @@ def refuse_cluster(monitor: Monitor, config: MonitorConfig) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pipeline.monitor`` and ``rq-task-time-monitor``."""
     config = parse_args(argv)
-    if config.celery is not None:  # celery-health: Celery's broker, alone or beside RQ (celery_cli.py)
+    if config.celery is not None:  # Celery's broker, alone or beside RQ (celery_cli.py)
         from .celery_cli import main_celery
 
         return main_celery(config)

@@ -46,7 +46,7 @@ class MonitorConfig:
     check: bool = False
     metrics_port: int | None = None  # None: no endpoint (pipeline.monitor.serve)
     metrics_host: str = settings.METRICS_HOST.default
-    celery: CeleryConfig | None = None  # celery-health: Celery's broker, when one is given
+    celery: CeleryConfig | None = None  # Celery's broker, when one is given
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,7 +109,7 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         ("--metrics-host", settings.METRICS_HOST, str),
     ):
         _option(parser, env, flag, setting, kind)
-    celery_options.add_options(parser, env)  # celery-health
+    celery_options.add_options(parser, env)  # --celery-broker and its companions
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--once",
@@ -144,7 +144,7 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
     if args.metrics_port is not None and args.celery_broker:
         # Said, not ignored: the endpoint serves RQ's samples only (docs/autoscaling.md).
         parser.error("--metrics-port serves RQ's queues only: run a second monitor for the Celery broker")
-    # celery-health: with a Celery broker, RQ is sampled only when its Redis is named.
+    # With a Celery broker, RQ is sampled only when its Redis is named.
     rq_sampled = not args.celery_broker or celery_options.rq_url_given(argv, env)
     try:
         celery = celery_options.celery_config(args, rq_sampled)
