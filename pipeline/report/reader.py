@@ -23,17 +23,8 @@ from typing import Final
 from pipeline.lines.clock import LineClock, iso_millis
 from pipeline.lines.fields import decode_name
 
-from .scan import (
-    FAST_WAIT_TIME_GROUP,
-    NOTABLE,
-    SCAN,
-    SCAN_ANY,
-    SCAN_FAST,
-    SCAN_FAST_ANY,
-    TASK_TIME_GROUP,
-    WAIT_TIME_GROUP,
-    in_range,
-)
+from . import scan
+from .scan import NOTABLE, TASK_TIME_GROUP, in_range
 from .selection import LineReader, Selection, Unparsed
 from .stats import TaskTally
 
@@ -75,9 +66,9 @@ class Tally:
         self._first_text = self._last_text = b""
         # Unfiltered in UTC: the regex takes valid times only, and nothing else needs a look per line.
         self._fast = self.clock.is_utc and self.selection == Selection() and self.executions is None
-        self._scan = SCAN_FAST if self._fast else SCAN
-        self._scan_any = SCAN_FAST_ANY if self._fast else SCAN_ANY
-        self._wait_group = FAST_WAIT_TIME_GROUP if self._fast else WAIT_TIME_GROUP
+        self._scan = scan.SCAN_FAST if self._fast else scan.SCAN
+        self._scan_any = scan.SCAN_FAST_ANY if self._fast else scan.SCAN_ANY
+        self._wait_group = scan.FAST_WAIT_TIME_GROUP if self._fast else scan.WAIT_TIME_GROUP
         selection = self.selection
         self._statuses = None if selection.statuses is None else {s.encode() for s in selection.statuses}
         self._systems = None if selection.systems is None else {s.encode() for s in selection.systems}
