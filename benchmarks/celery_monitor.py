@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -29,29 +28,13 @@ from urllib.parse import quote
 import amqp
 from redis import Redis
 
+from benchmarks.monitor import commands_of, median_seconds
 from pipeline.monitor import rabbitmq
 from pipeline.monitor.celery_redis import KombuLayout, take_celery_redis_sample
 from pipeline.monitor.rabbitmq import api_from_urls, take_rabbit_sample
 from pipeline.monitor.sample import take_sample
 
 SMALL = 10
-
-
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    timings = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
-
-
-def commands_of(admin: Redis, action: Callable[[], object]) -> int:
-    """Commands Redis executed during ``action`` (the first INFO excluded)."""
-    before = admin.info("commandstats")
-    action()
-    after = admin.info("commandstats")
-    return sum(s["calls"] for s in after.values()) - sum(s["calls"] for s in before.values()) - 1
 
 
 def fill_redis(admin: Redis, count: int) -> list[str]:

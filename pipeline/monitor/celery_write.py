@@ -7,6 +7,7 @@ from pipeline.lines.queue import CRITICAL, format_fields
 from .celery_judge import CeleryJudgement
 from .celery_redis import CeleryRedisSample
 from .rabbitmq import RabbitSample
+from .write import redis_memory_values
 
 CELERY = "celery"
 
@@ -24,12 +25,7 @@ def celery_fields(
         stats, verdict = sample.redis, judgement.broker["redis"]
         values: dict[str, object] = {
             "redis": label,
-            "used_memory": stats.used_memory,
-            "maxmemory": stats.maxmemory,
-            "memory_used_pct": stats.memory_used_pct,
-            "maxmemory_policy": stats.maxmemory_policy,
-            "evicted_keys": stats.evicted_keys,
-            "oom_rejections": stats.oom_rejections,
+            **redis_memory_values(stats),
             "unacked": sample.unacked,
             "sample_time": sample.duration,
         }

@@ -9,7 +9,19 @@ from __future__ import annotations
 from pipeline.lines.queue import CRITICAL, format_fields
 
 from .judge import Judgement
-from .sample import Sample
+from .sample import RedisStats, Sample
+
+
+def redis_memory_values(stats: RedisStats) -> dict[str, object]:
+    """What a Redis line says of the server's memory, the same for RQ's Redis and Celery's."""
+    return {
+        "used_memory": stats.used_memory,
+        "maxmemory": stats.maxmemory,
+        "memory_used_pct": stats.memory_used_pct,
+        "maxmemory_policy": stats.maxmemory_policy,
+        "evicted_keys": stats.evicted_keys,
+        "oom_rejections": stats.oom_rejections,
+    }
 
 
 def sample_fields(sample: Sample, judgement: Judgement, monitor: str, redis: str) -> list[str]:
@@ -17,12 +29,7 @@ def sample_fields(sample: Sample, judgement: Judgement, monitor: str, redis: str
     stats = sample.redis
     values: dict[str, object] = {
         "redis": redis,
-        "used_memory": stats.used_memory,
-        "maxmemory": stats.maxmemory,
-        "memory_used_pct": stats.memory_used_pct,
-        "maxmemory_policy": stats.maxmemory_policy,
-        "evicted_keys": stats.evicted_keys,
-        "oom_rejections": stats.oom_rejections,
+        **redis_memory_values(stats),
         "suspended": stats.suspended,
         "sample_time": sample.duration,
     }
