@@ -87,6 +87,7 @@ class RabbitMQNode:
             self.process = subprocess.Popen(
                 [str(BIN / "rabbitmq-server")],
                 env=self.env,
+                cwd=self.folder,  # where Erlang drops its crash dumps (MnesiaCore.*, erl_crash.dump)
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
