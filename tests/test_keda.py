@@ -17,8 +17,11 @@ import yaml
 from cloudcoil.models.keda.v1alpha1 import ScaledObject
 
 from pipeline import settings
+from pipeline.monitor.celery_judge import judge_celery
+from pipeline.monitor.celery_metrics import CELERY, CELERY_VIEW
+from pipeline.monitor.celery_redis import CeleryQueueStats, CeleryRedisSample
 from pipeline.monitor.judge import Thresholds, judge
-from pipeline.monitor.metrics import MetricsState, families, queues_document
+from pipeline.monitor.metrics import RQ, RQ_VIEW, MetricsState, families, queues_document
 from pipeline.monitor.sample import QueueStats, RedisStats, Sample
 
 pytestmark = [pytest.mark.unit]
@@ -73,11 +76,21 @@ def test_latency_triggers_use_metric_type_value() -> None:
     assert all(trigger["metricType"] == "Value" for trigger in latency)
 
 
-def _served_series() -> set[str]:
-    sample = Sample(1.0, 0.1, RedisStats(1, 2, "noeviction", 0, 0, False), [QueueStats("q", *[1] * 11)])
-    state = MetricsState("redis://x:6379/0", "m", Thresholds())
-    state.record(sample, judge(sample, None, Thresholds()))
-    return {family.name for family in families(state)}
+def _state(queue: str, latency: float) -> MetricsState:
+    """A monitor's state with RQ's and Celery's sources, each with one queue named ``queue``."""
+    state = MetricsState("m", Thresholds())
+    sample = Sample(1.0, 0.1, RedisStats(1, 2, "noeviction", 0, 0, False), [QueueStats(queue, 3, latency, *[0] * 9)])
+    state.source(RQ, "redis://x:6379/0", RQ_VIEW).record(sample, judge(sample, None, Thresholds()))
+    celery = CeleryRedisSample(1.0, 0.1, RedisStats(1, 2, "noeviction", 0, 0, False), 0, [])
+    celery.queues.append(CeleryQueueStats(queue, 3, latency, None, None))
+    state.source(CELERY, "redis://x:6379/1", CELERY_VIEW).record(celery, judge_celery(celery, None, Thresholds()))
+    return state
+
+
+def _served_series() -> set[tuple[str, str]]:
+    """(metric name, system) of every series served."""
+    families_ = families(_state("q", 1.0))
+    return {(family.name, labels["system"]) for family in families_ for labels, _ in family.samples}
 
 
 def test_prometheus_queries_read_the_latency_the_monitor_serves() -> None:
@@ -87,7 +100,8 @@ def test_prometheus_queries_read_the_latency_the_monitor_serves() -> None:
             continue
         query = trigger["metadata"]["query"]
         metric = re.match(r"max\((task_time_[a-z_]+)\{system=\"(rq|celery)\", queue=\"[^\"]+\"\}\)$", query)
-        assert metric and metric[1] == "task_time_queue_latency_seconds" and metric[1] in served, (name, query)
+        assert metric and metric[1] == "task_time_queue_latency_seconds", (name, query)
+        assert (metric[1], metric[2]) in served, (name, query)
         threshold = float(trigger["metadata"]["threshold"])
         assert 0 < float(trigger["metadata"]["activationThreshold"]) < threshold
         assert threshold <= float(settings.MAX_LATENCY.default.split("=")[1])  # scale before the monitor warns
@@ -101,21 +115,17 @@ def gjson(document: Any, path: str) -> Any:
 
 
 def test_the_metrics_api_trigger_reads_a_latency_from_the_queues_document() -> None:
-    [trigger] = [trigger for _, trigger in _triggers() if trigger["type"] == "metrics-api"]
+    [(name, trigger)] = [(name, trigger) for name, trigger in _triggers() if trigger["type"] == "metrics-api"]
     metadata = trigger["metadata"]
     assert metadata["url"].endswith(":9187/queues") and metadata["format"] == "json"
-    queue = metadata["valueLocation"].split(".")[1]
-    sample = Sample(1.0, 0.1, RedisStats(1, 2, "noeviction", 0, 0, False), [QueueStats(queue, 3, 12.5, *[0] * 9)])
-    state = MetricsState("redis://x:6379/0", "m", Thresholds())
-    state.record(sample, judge(sample, None, Thresholds()))
-    assert gjson(queues_document(state), metadata["valueLocation"]) == 12.5
-    assert gjson({"queues": {"my.queue": {"latency": 1}}}, r"queues.my\.queue.latency") == 1
+    system, _, queue, _ = metadata["valueLocation"].split(".")
+    assert system == "rq" and name == "rq-worker.yaml"
+    assert gjson(queues_document(_state(queue, 12.5)), metadata["valueLocation"]) == 12.5
+    assert gjson({"rq": {"queues": {"my.queue": {"latency": 1}}}}, r"rq.queues.my\.queue.latency") == 1
 
 
-def test_the_celery_example_falls_back_on_the_list_length() -> None:
+def test_the_celery_example_scales_on_the_celery_series_with_a_fallback() -> None:
     [celery] = [doc for name, doc in _objects() if name == "celery-worker.yaml"]
-    kinds = [trigger["type"] for trigger in celery["spec"]["triggers"]]
-    assert kinds == ["prometheus", "redis"]
-    prometheus, redis = celery["spec"]["triggers"]
-    assert prometheus["metadata"]["ignoreNullValues"] == "true"
-    assert redis["metadata"]["listName"] == "celery" and redis["metricType"] == "AverageValue"
+    [trigger] = celery["spec"]["triggers"]
+    assert trigger["type"] == "prometheus" and 'system="celery"' in trigger["metadata"]["query"]
+    assert trigger["metadata"]["ignoreNullValues"] == "false" and celery["spec"]["fallback"]["replicas"] >= 1

@@ -48,7 +48,7 @@ def test_the_endpoint_serves_the_values_of_the_log_lines_of_the_same_sample(
     time.sleep(0.3)  # the head job has waited
     monitor = MetricsMonitor(monitor_url(redis_server.url), tmp_path / "m.log", *ONE_SAMPLE)
     try:
-        document = monitor.wait_for_sample()
+        document = monitor.wait_for_sample()["rq"]
         metrics = scrape(monitor.port)
     finally:
         monitor.stop()

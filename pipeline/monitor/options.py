@@ -141,9 +141,6 @@ def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | N
         parser.error("need 0 < --memory-warn <= --memory-critical")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         parser.error(f"--metrics-port {args.metrics_port} is not a TCP port (1-65535)")
-    if args.metrics_port is not None and args.celery_broker:
-        # Said, not ignored: the endpoint serves RQ's samples only (docs/autoscaling.md).
-        parser.error("--metrics-port serves RQ's queues only: run a second monitor for the Celery broker")
     # With a Celery broker, RQ is sampled only when its Redis is named.
     rq_sampled = not args.celery_broker or celery_options.rq_url_given(argv, env)
     try:

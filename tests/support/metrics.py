@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 # The one import of the Redis harness in the metrics tests (it may move to harness/): the rest import it from here.
 from harness.redis_server import RedisServer, free_port
+from tests.support.celery_monitor import start_celery_monitor
 from tests.support.monitor import start_monitor, stop
 
 __all__ = ["MetricsMonitor", "RedisServer", "free_port", "get", "run_to_end", "scrape", "value"]
@@ -51,13 +52,15 @@ def value(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 class MetricsMonitor:
     """``python -m pipeline.monitor --metrics-port`` in the background, until ``stop()``."""
 
-    def __init__(self, url: str, log: Path, *args: str) -> None:
+    def __init__(self, url: str | None, log: Path, *args: str) -> None:
+        """RQ's Redis at ``url`` (None: no ``--url``, only the Celery broker ``args`` name)."""
         self.port = free_port()
         self.log = log
-        self.process = start_monitor(url, log, "--metrics-port", str(self.port), *args)
+        metrics = ("--metrics-port", str(self.port), *args)
+        self.process = start_monitor(url, log, *metrics) if url else start_celery_monitor(log, *metrics)
 
     def wait_for_sample(self, samples: int = 1, timeout: float = 30) -> dict[str, Any]:
-        """The ``/queues`` document once ``samples`` good samples were taken."""
+        """The ``/queues`` document once every source took ``samples`` good samples."""
         deadline = time.monotonic() + timeout
         while True:
             assert self.process.poll() is None, self.process.communicate()
@@ -65,7 +68,8 @@ class MetricsMonitor:
                 status, body = get(f"http://127.0.0.1:{self.port}/queues", timeout=1)
                 if status == 200:
                     metrics = scrape(self.port)
-                    if value(metrics, "task_time_monitor_samples_total") >= samples:
+                    counts = [n for (name, _), n in metrics.items() if name == "task_time_monitor_samples_total"]
+                    if counts and min(counts) >= samples:
                         return json.loads(body)  # type: ignore[no-any-return]
             except OSError:
                 pass
