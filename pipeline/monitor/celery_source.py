@@ -1,29 +1,24 @@
-"""Celery's queues on one broker as a source of the monitor, alone or beside RQ's.
+"""Celery's queues on one broker as a source of the monitor (``source.BrokerSource``), alone or beside RQ's.
 
-It follows the monitor's flow (``celery_redis``/``rabbitmq`` sample → ``celery_judge`` →
-``celery_write``) and its faults are those of RQ's (``rq_source``): each failed attempt
-writes one ``critical`` error line, stderr gets one line per change of state, and the loop
-goes on.
+It follows the monitor's flow: ``celery_redis``/``rabbitmq`` sample → ``celery_judge`` →
+``celery_write``.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 from redis import Redis
 
-from pipeline.lines.queue import CRITICAL
-
-from .celery_judge import judge_celery
+from .celery_judge import CeleryJudgement, judge_celery
 from .celery_options import CeleryConfig
 from .celery_redis import CeleryRedisSample, take_celery_redis_sample
 from .celery_write import celery_error_fields, celery_fields
-from .metrics import SourceState
 from .options import MonitorConfig
 from .output import Output
 from .rabbitmq import ApiError, RabbitSample, take_rabbit_sample
-from .rq_source import Problems, classify, one_line, redis_label
+from .rq_source import classify, one_line, redis_label
+from .source import BrokerSource
+
+CelerySample = CeleryRedisSample | RabbitSample
 
 
 def error_of(exc: BaseException) -> tuple[str, str]:
@@ -33,17 +28,13 @@ def error_of(exc: BaseException) -> tuple[str, str]:
     return classify(exc), one_line(exc, keys="Celery's keys")
 
 
-@dataclass
-class CelerySource:
-    """Celery's broker: its connection (Redis) or API (RabbitMQ), the last good sample, the current fault."""
+class CelerySource(BrokerSource):
+    """Celery's broker: its connection (Redis) or management API (RabbitMQ, ``celery.api``)."""
 
-    config: MonitorConfig
-    celery: CeleryConfig
-    connection: Redis | None  # Redis only
-    output: Output
-    previous: CeleryRedisSample | RabbitSample | None = None
-    fault: str | None = None
-    metrics: SourceState | None = None  # what --metrics-port serves of this source (pipeline.monitor.serve)
+    def __init__(self, config: MonitorConfig, celery: CeleryConfig, connection: Redis | None, output: Output) -> None:
+        super().__init__(config, output)
+        self.celery = celery
+        self.connection = connection  # Redis only
 
     @property
     def label(self) -> str:
@@ -51,49 +42,28 @@ class CelerySource:
             return redis_label(self.connection)
         return self.celery.api.label if self.celery.api else "?"
 
-    def sample(self) -> CeleryRedisSample | RabbitSample:
+    @property
+    def subject(self) -> str:
+        return f"Celery's {self.celery.broker} at {self.label}"
+
+    def sample(self) -> CelerySample:
         queues = self.celery.queues
         if self.connection is not None:
             return take_celery_redis_sample(self.connection, self.celery.layout, queues)
         assert self.celery.api is not None
         return take_rabbit_sample(self.celery.api, queues)
 
-    def step(self) -> bool:
-        """Sample once and write its lines, or the error line; True when the sample worked."""
-        name, broker = self.config.name, self.celery.broker
-        try:
-            sample = self.sample()
-        except Exception as exc:  # whatever the broker answers, the loop goes on and says why
-            kind, reason = error_of(exc)
-            self.output.write([celery_error_fields(name, broker, self.label, kind, reason)], time.time())
-            if self.metrics is not None:
-                self.metrics.record_error(kind)
-            if self.fault != kind:
-                retry = "" if self.config.once else "; retrying with backoff"
-                self.output.say(f"cannot sample Celery's {broker} at {self.label} ({kind}): {reason}{retry}")
-            self.fault = kind
-            return False
-        if self.fault is not None:
-            self.output.say(f"Celery's {broker} at {self.label} can be sampled again")
-            self.fault = None
-        judgement = judge_celery(sample, self.previous, self.config.thresholds)
-        self.output.write(celery_fields(sample, judgement, name, self.label), sample.taken_at)
-        if self.metrics is not None:
-            self.metrics.record(sample, judgement)
-        self.previous = sample
-        return True
+    def judge(self, sample: CelerySample, previous: CelerySample | None) -> CeleryJudgement:
+        return judge_celery(sample, previous, self.config.thresholds)
 
-    def check(self, window: float) -> tuple[Problems, str]:
-        """The problems over ``window`` seconds (two samples), or the failure as one critical problem;
-        and a summary of what was sampled, for the ``OK`` line."""
-        try:
-            sample = self.sample()
-            first: CeleryRedisSample | RabbitSample | None = None
-            if window > 0:
-                time.sleep(window)
-                first, sample = sample, self.sample()
-        except Exception as exc:  # whatever the broker answers, --check says critical in one line
-            kind, reason = error_of(exc)
-            return [(CRITICAL, f"cannot sample Celery's {self.celery.broker} at {self.label} ({kind}): {reason}")], ""
-        summary = f"celery {self.celery.broker} {len(sample.queues)} queues"
-        return judge_celery(sample, first, self.config.thresholds).problems(), summary
+    def lines(self, sample: CelerySample, judgement: CeleryJudgement) -> list[str]:
+        return celery_fields(sample, judgement, self.config.name, self.label)
+
+    def error_line(self, kind: str, reason: str) -> str:
+        return celery_error_fields(self.config.name, self.celery.broker, self.label, kind, reason)
+
+    def error_of(self, exc: BaseException) -> tuple[str, str]:
+        return error_of(exc)
+
+    def summary(self, sample: CelerySample) -> str:
+        return f"celery {self.celery.broker} {len(sample.queues)} queues"

@@ -20,7 +20,6 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Protocol
 
 from redis import Redis
 
@@ -35,8 +34,9 @@ from .judge import worst
 from .metrics import RQ, RQ_VIEW, MetricsState, broker_label
 from .options import PROG, MonitorConfig, parse_args
 from .output import Output
-from .rq_source import Problems, RqSource
+from .rq_source import RqSource
 from .sample import ClusterModeError
+from .source import BrokerSource
 from .write import error_fields
 
 EXIT_CODES = {status: code for code, status in enumerate(STATUSES)}  # ok 0, warn 1, critical 2
@@ -45,17 +45,7 @@ EXIT_UNSAMPLED = 2  # --once: a broker could not be sampled
 REDIS_TIMEOUTS = {"socket_timeout": 10, "socket_connect_timeout": 5}
 
 
-class Source(Protocol):
-    """What the loop and ``--check`` need of a source: ``rq_source.RqSource``, ``celery_source.CelerySource``."""
-
-    def step(self) -> bool:
-        """Sample once and write the lines (or the error line); whether the sample worked."""
-
-    def check(self, window: float) -> tuple[Problems, str]:
-        """The problems found over ``window`` seconds, and a summary for the ``OK`` line."""
-
-
-def run_loop(sources: Sequence[Source], config: MonitorConfig, output: Output) -> int:
+def run_loop(sources: Sequence[BrokerSource], config: MonitorConfig, output: Output) -> int:
     """Sample every source every ``--interval`` seconds until stopped; back off while any fails."""
     failures = 0
     next_at = time.monotonic()
@@ -69,7 +59,7 @@ def run_loop(sources: Sequence[Source], config: MonitorConfig, output: Output) -
         time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def run_check(sources: Sequence[Source], config: MonitorConfig) -> int:
+def run_check(sources: Sequence[BrokerSource], config: MonitorConfig) -> int:
     """Print one line per problem of every source (or one ``OK`` line) and return 0, 1 or 2."""
     results = [source.check(config.check_window) for source in sources]
     problems = [problem for found, _ in results for problem in found]
@@ -94,9 +84,9 @@ def refuse_cluster(source: RqSource, output: Output) -> int:
     return 2
 
 
-def build_sources(config: MonitorConfig, output: Output, metrics: MetricsState | None) -> list[Source]:
+def build_sources(config: MonitorConfig, output: Output, metrics: MetricsState | None) -> list[BrokerSource]:
     """RQ's source when ``--url`` (or RQ alone), then Celery's when ``--celery-broker``; each known to ``metrics``."""
-    sources: list[Source] = []
+    sources: list[BrokerSource] = []
     if config.url is not None:
         rq = RqSource(config, Redis.from_url(config.url, **REDIS_TIMEOUTS), output)
         if metrics is not None:
