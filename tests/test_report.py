@@ -23,7 +23,7 @@ from pipeline.lines.clock import LineClock, format_line
 from pipeline.lines.task import TaskRun, format_fields, read_line
 from pipeline.report.cli import Progress
 from pipeline.report.reader import Tally
-from pipeline.report.render import human
+from pipeline.report.text import human
 from tests import tasks
 from tests.support import logstash
 from tests.support.workers import read_lines, run_burst_worker, worker_env

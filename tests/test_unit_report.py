@@ -10,8 +10,9 @@ import math
 import pytest
 
 from pipeline.report.queues import QueueState
-from pipeline.report.render import TASK_KEYS, Report, human, shown_name, to_csv, to_json, to_table
+from pipeline.report.render import TASK_KEYS, Report, shown_name, to_csv, to_json, to_table
 from pipeline.report.stats import Samples, TaskTally, rank, task_rows
+from pipeline.report.text import human
 
 pytestmark = [pytest.mark.unit]
 

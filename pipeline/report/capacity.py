@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 from pipeline.lines import queue as queue_line
 from pipeline.lines.clock import LineClock, iso_millis
-from pipeline.lines.fields import decode_name
+from pipeline.lines.fields import decode_name, shown_name
+
+from .text import grid, human
 
 MINUTE = 60.0
 DEFAULT_TARGET = 0.7
@@ -156,7 +158,6 @@ def table(
     rows: list[CapacityRow], window: float | None, target: float, start: int | None, end: int | None
 ) -> list[str]:
     """The capacity table's lines (title first), for ``render.to_table``."""
-    from .render import _grid, human, shown_name  # the report's own table helpers
 
     def number(value: float | None, digits: int = 2) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
@@ -177,4 +178,4 @@ def table(
         ]
         for row in rows
     ]
-    return [title, *(_grid(HEADERS, cells) if rows else ["no task executions"])]
+    return [title, *(grid(HEADERS, cells) if rows else ["no task executions"])]

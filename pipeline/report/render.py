@@ -29,6 +29,7 @@ from pipeline.lines.fields import shown_name, shown_text  # one escaping for eve
 from .capacity import CapacityRow
 from .queues import QueueState, RedisState
 from .stats import TaskRow
+from .text import grid, human
 
 TASK_KEYS = tuple(field.name for field in dataclasses.fields(TaskRow))
 
@@ -92,27 +93,6 @@ def to_csv(report: Report) -> str:
             ]
         )
     return out.getvalue()
-
-
-_UNITS = ((86_400.0, "d"), (3_600.0, "h"), (60.0, "min"), (1.0, "s"), (1e-3, "ms"), (1e-6, "µs"))
-
-
-def human(seconds: float | None) -> str:
-    """``1.2 s``, ``340 ms``, ``2.5 min``: three significant digits at most, in the largest unit below it."""
-    if seconds is None:
-        return "-"
-    if seconds == 0:
-        return "0 s"
-    sign = "-" if seconds < 0 else ""
-    size = abs(seconds)
-    for scale, unit in _UNITS:
-        value = float(f"{size / scale:.3g}")  # rounded first: 999.7 ms is 1 s, not 1000 ms
-        if value >= 1 or unit == "µs":
-            if value >= 1000 and unit != "d":
-                continue
-            text = f"{value:.0f}" if 1000 <= value < 1e9 else f"{value:.3g}"
-            return f"{sign}{text} {unit}"
-    raise AssertionError("unreachable")
 
 
 _HEADERS = (
@@ -205,23 +185,11 @@ def _redis_cells(redis: RedisState) -> list[str]:
     ]
 
 
-def _grid(headers: tuple[str, ...], rows: list[list[str]]) -> list[str]:
-    """Aligned columns: the first left, the others right."""
-    grid = [list(headers), *rows]
-    widths = [max(len(cells[i]) for cells in grid) for i in range(len(headers))]
-    lines = []
-    for cells in grid:
-        first = cells[0].ljust(widths[0])
-        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
-        lines.append("  ".join((first, *rest)).rstrip())
-    return lines
-
-
 def to_table(report: Report) -> str:
     """Aligned columns, task left, figures right, a summary line, and the queues the monitor saw."""
     lines = []
     if report.rows:
-        lines += _grid(_HEADERS, [_cells(row) for row in report.rows])
+        lines += grid(_HEADERS, [_cells(row) for row in report.rows])
     else:
         lines.append("no task executions")
     shown = (
@@ -238,10 +206,10 @@ def to_table(report: Report) -> str:
         lines.append(f"from {report.first} to {report.last}")
     if report.queues:
         lines += ["", "queues (queue-monitor lines: the latest sample, and the worst of all read)"]
-        lines += _grid(_QUEUE_HEADERS, [_queue_cells(queue) for queue in report.queues])
+        lines += grid(_QUEUE_HEADERS, [_queue_cells(queue) for queue in report.queues])
     if report.redis:
         lines += ["", "redis (queue-monitor lines: the latest sample, and the errors that kept the monitor from one)"]
-        lines += _grid(_REDIS_HEADERS, [_redis_cells(redis) for redis in report.redis])
+        lines += grid(_REDIS_HEADERS, [_redis_cells(redis) for redis in report.redis])
         for redis in report.redis:
             if redis.reason is not None and redis.status != "ok":
                 lines.append(f"{shown_name(redis.redis)}: {redis.status}: {shown_text(redis.reason)}")
