@@ -67,10 +67,23 @@ def data_view(saved: dict[str, Any], found: dict[tuple[str, str], dict[str, Any]
 _METRICS = {
     "sum": lambda column: {"sum": {"field": column["sourceField"]}},
     "average": lambda column: {"avg": {"field": column["sourceField"]}},
+    "max": lambda column: {"max": {"field": column["sourceField"]}},
     "percentile": lambda column: {
         "percentiles": {"field": column["sourceField"], "percents": [column["params"]["percentile"]]}
     },
+    # Lens's last value of a field: the newest document's, by the column's sort field.
+    "last_value": lambda column: {
+        "top_hits": {
+            "size": 1,
+            "sort": [{column["params"]["sortField"]: {"order": "desc"}}],
+            "fields": [column["sourceField"]],
+            "_source": False,
+        }
+    },
 }
+
+# Where a metric's value sits in a bucket, when not at ``<column>.value``.
+_VALUE_PATHS = {"percentile": ".values", "last_value": ".hits.hits"}
 
 
 def lens_table_request(lens: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -90,7 +103,7 @@ def lens_table_request(lens: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
             paths[cid] = "doc_count"
             continue
         metrics[cid] = _METRICS[column["operationType"]](column)
-        paths[cid] = f"{cid}.value" if column["operationType"] != "percentile" else f"{cid}.values"
+        paths[cid] = cid + _VALUE_PATHS.get(column["operationType"], ".value")
     order_by = bucket["params"]["orderBy"]
     assert order_by["type"] == "column"
     order_key = "_count" if columns[order_by["columnId"]]["operationType"] == "count" else order_by["columnId"]

@@ -1,10 +1,10 @@
 """The queue-monitor side of Kibana: data view, "Queues in trouble", the Queue health dashboard and the rules.
 
-Kibana does not run in the tests. The saved search and the per-queue table run as the
-requests Kibana sends for them, and each rule's condition as the query its rule type runs,
-on real monitor lines (written by ``pipeline.lines.queue``, through the queue-monitor
-pipeline's stages) in the real cluster. The alerting API requests are checked against a
-recording server.
+Kibana does not run in the tests. The saved search and every Lens panel of the dashboard
+run as the requests Kibana sends for them, and each rule's condition as the query its rule
+type runs, on real monitor lines (RQ's, and Celery's RabbitMQ node lines; written by
+``pipeline.lines.queue``, through the queue-monitor pipeline's stages) in the real cluster.
+The alerting API requests are checked against a recording server.
 """
 
 from __future__ import annotations
@@ -44,11 +44,28 @@ REDIS_VALUES = {
     "suspended": False,
     "sample_time": 0.001,
 }
+NODE_VALUES = {
+    "node": "rabbit@mq1",
+    "used_memory": 40_000_000,
+    "maxmemory": 400_000_000,
+    "memory_used_pct": 10.0,
+    "memory_alarm": False,
+    "disk_alarm": False,
+    "sample_time": 0.004,
+}
+RABBITMQ = ("celery", "rabbitmq")  # the origin Celery's RabbitMQ lines carry
 
 
-def monitor_document(status: str, kind: str, values: dict[str, Any], reason: str = "", ago: float = 0) -> tuple:
+def monitor_document(
+    status: str,
+    kind: str,
+    values: dict[str, Any],
+    reason: str = "",
+    ago: float = 0,
+    origin: tuple[str, str] | None = None,
+) -> tuple:
     """(index, document) for one monitor line, as the queue-monitor pipeline makes it."""
-    fields = monitor_line.format_fields("test.1", status, kind, values, reason)
+    fields = monitor_line.format_fields("test.1", status, kind, values, reason, origin)
     text = format_line(time.time() - ago, fields, LineClock())
     event = logstash.Pipeline(CONFIG, environ={}).run(text)
     assert "tags" not in event, text
@@ -71,21 +88,47 @@ def redis_line(status: str, ago: float = 0, **values: Any) -> tuple:
     return monitor_document(status, "redis", {**REDIS_VALUES, **values}, "", ago)
 
 
+def node_line(status: str, ago: float = 0, **values: Any) -> tuple:
+    """A RabbitMQ node's line, as Celery's monitor writes it."""
+    return monitor_document(status, "node", {**NODE_VALUES, **values}, "", ago, RABBITMQ)
+
+
+def node_error_line(node: str, ago: float = 0) -> tuple:
+    """The line of a RabbitMQ node the monitor could not sample: a node, no memory."""
+    values = {"node": node, "error": "unreachable"}
+    return monitor_document("critical", "node-error", values, "Connection refused", ago, RABBITMQ)
+
+
 # ------------------------------------------------------------------------- static
 
 
+# Each broker's memory panel, the rule on the same figure, and the field both split it by.
+MEMORY_PANELS = [
+    ("queue-monitor-memory", "redis-memory-high", "redis"),
+    ("queue-monitor-node-memory", "rabbitmq-memory-high", "node"),
+]
+
+
 @pytest.mark.unit
-def test_memory_panel_draws_the_monitor_s_own_thresholds() -> None:
-    layers = OBJECTS[("lens", "queue-monitor-memory")]["attributes"]["state"]["datasourceStates"]["formBased"]
+@pytest.mark.parametrize(("lens_id", "rule_id", "split"), MEMORY_PANELS, ids=[rule for _, rule, _ in MEMORY_PANELS])
+def test_memory_panel_draws_the_monitor_s_own_thresholds(lens_id: str, rule_id: str, split: str) -> None:
+    lens = OBJECTS[("lens", lens_id)]
+    layers = lens["attributes"]["state"]["datasourceStates"]["formBased"]
     static = [c for layer in layers["layers"].values() for c in layer["columns"].values() if c.get("isStaticValue")]
     defaults = Thresholds()
     assert sorted(float(c["params"]["value"]) for c in static) == [defaults.memory_warn, defaults.memory_critical]
-    rule = ALERTING[("rule", "redis-memory-high")].body["params"]
-    assert (rule["aggField"], rule["thresholdComparator"], rule["threshold"]) == (
+    columns = kibana_objects.lens_layer(lens)["columns"]
+    assert {c["sourceField"] for c in columns.values() if c["operationType"] == "max"} == {"memory_used_pct"}
+    assert {c["sourceField"] for c in columns.values() if c["operationType"] == "terms"} == {split}
+    rule = ALERTING[("rule", rule_id)].body["params"]
+    assert (rule["aggField"], rule["thresholdComparator"], rule["threshold"], rule["termField"]) == (
         "memory_used_pct",
         ">=",
         [defaults.memory_warn],
+        split,
     )
+    dashboard = OBJECTS[("dashboard", "queue-health")]
+    assert ("lens", lens_id) in {(ref["type"], ref["id"]) for ref in dashboard["references"]}
 
 
 @pytest.mark.unit
@@ -141,6 +184,10 @@ def monitored(es: ElasticsearchTarget) -> Elasticsearch:
         [
             redis_line("ok", ago=600, memory_used_pct=40.0),
             redis_line("critical", ago=30, memory_used_pct=93.5),
+            node_line("ok", ago=600, memory_used_pct=30.0),
+            node_line("warn", ago=30, memory_used_pct=85.0),  # rabbit@mq1 past 80 %
+            node_line("ok", ago=30, node="rabbit@mq2", memory_used_pct=20.0),
+            node_error_line("rabbit@mq3", ago=30),  # a node, but no memory figure
             queue("default", "ok", ago=600, depth=3, latency=1.0),
             queue("default", "critical", ago=30, depth=40, latency=400.0, workers=0, busy=0, idle=0),
             queue("high", "warn", ago=30, depth=2, latency=5.0, abandoned=1),
@@ -156,8 +203,10 @@ def test_queues_in_trouble_lists_warn_and_critical_lines_only(monitored: Elastic
     search = OBJECTS[("search", "queue-monitor-trouble")]
     title = kibana_objects.data_view(search, OBJECTS)["attributes"]["title"]
     hits = monitored.search(index=title, **kibana_objects.search_request(search))["hits"]["hits"]
-    assert sorted(hit["_source"]["status"] for hit in hits) == ["critical", "critical", "warn"]
-    assert {hit["_source"].get("queue") for hit in hits} == {"default", "high", None}  # None: the Redis line
+    # Critical: the Redis line, queue default, node rabbit@mq3's error; warn: queue high, node rabbit@mq1.
+    assert sorted(hit["_source"]["status"] for hit in hits) == ["critical", "critical", "critical", "warn", "warn"]
+    assert {hit["_source"].get("queue") for hit in hits} == {"default", "high", None}  # None: Redis and the nodes
+    assert {hit["_source"].get("node") for hit in hits} == {"rabbit@mq1", "rabbit@mq3", None}
 
 
 @pytest.mark.elasticsearch
@@ -204,8 +253,79 @@ def test_queue_table_shows_latest_status_and_worst_latency_per_queue(monitored: 
     assert default["latency"]["value"] == 400.0 and default["depth"]["value"] == 40
 
 
-def _rule_fires(client: Elasticsearch, rule: dict[str, Any]) -> bool:
-    """Evaluate a rule's condition as its rule type does: a query over the time window, then the threshold."""
+# What each Lens panel of Queue health shows for the ``monitored`` lines of the last hour: per
+# term of its split (None: a panel without one), the highest value of each metric column over
+# the time buckets (a last value as it is).
+PANELS: dict[str, dict[str | None, dict[str, Any]]] = {
+    "queue-monitor-memory": {"127.0.0.1:6379/0": {"memory": 93.5}},  # the node lines have no `redis`
+    # rabbit@mq1's older 30 % is below its 85 %; rabbit@mq3's error line has no memory figure.
+    "queue-monitor-node-memory": {"rabbit@mq1": {"memory": 85.0}, "rabbit@mq2": {"memory": 20.0}},
+    "queue-monitor-latency": {"default": {"latency": 400.0}, "high": {"latency": 5.0}},  # low: latency unknown
+    "queue-monitor-depth": {"default": {"depth": 40}, "high": {"depth": 2}, "low": {"depth": 0}},
+    "queue-monitor-workers": {None: {"busy": 0, "idle": 1}},
+    "queue-monitor-queues": {
+        "default": {"abandoned": 0, "depth": 40, "failed": 0, "latency": 400.0, "status": "critical"},
+        "high": {"abandoned": 1, "depth": 2, "failed": 0, "latency": 5.0, "status": "warn"},
+        "low": {"abandoned": 0, "depth": 0, "failed": 0, "status": "ok"},
+    },
+}
+
+
+def _panel_values(lens: dict[str, Any], aggregations: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
+    """A Lens panel's response as ``PANELS`` has it: term -> metric column -> highest value."""
+    layer = kibana_objects.lens_layer(lens)
+    columns = layer["columns"]
+    buckets = [cid for cid in layer["columnOrder"] if columns[cid]["isBucketed"]]
+    metrics = [cid for cid in layer["columnOrder"] if not columns[cid]["isBucketed"]]
+    found: dict[str | None, dict[str, Any]] = {}
+
+    def walk(aggs: dict[str, Any], depth: int, term: str | None) -> None:
+        if depth == len(buckets):
+            row = found.setdefault(term, {})
+            for cid in metrics:
+                operation = columns[cid]["operationType"]
+                if operation == "count":
+                    value = aggs["doc_count"]
+                elif operation == "last_value":
+                    [hit] = aggs[cid]["hits"]["hits"]
+                    [value] = hit["fields"][columns[cid]["sourceField"]]
+                else:
+                    value = aggs[cid]["value"]
+                if value is not None and (cid not in row or operation == "last_value" or value > row[cid]):
+                    row[cid] = value
+            return
+        cid = buckets[depth]
+        for bucket in aggs[cid]["buckets"]:
+            walk(bucket, depth + 1, bucket["key"] if columns[cid]["operationType"] == "terms" else term)
+
+    walk(aggregations, 0, None)
+    return found
+
+
+@pytest.mark.elasticsearch
+@pytest.mark.jvm
+def test_every_lens_panel_of_queue_health_shows_the_lines_it_is_for(monitored: Elasticsearch) -> None:
+    dashboard = OBJECTS[("dashboard", "queue-health")]
+    panels = [ref["id"] for ref in dashboard["references"] if ref["type"] == "lens"]
+    assert sorted(panels) == sorted(PANELS)  # a new panel needs its expected values here
+    now = time.time()
+    start, end = (time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t)) for t in (now - 3600, now))
+    for lens_id in panels:
+        lens = OBJECTS[("lens", lens_id)]
+        view = kibana_objects.data_view(lens, OBJECTS)["attributes"]
+        request = kibana_objects.lens_request(lens, view["timeFieldName"], start, end, 3600)
+        response = monitored.search(index=view["title"], **request)
+        assert _panel_values(lens, response["aggregations"]) == PANELS[lens_id], lens_id
+
+
+ALL_DOCUMENTS = "all documents"  # the one group of a rule not grouped by a field
+
+
+def _firing_groups(client: Elasticsearch, rule: dict[str, Any]) -> set[str]:
+    """Evaluate a rule's condition as its rule type does: a query over the time window, then the threshold.
+
+    Returns the groups (``termField`` values) that meet it; ``ALL_DOCUMENTS`` for a rule without groups.
+    """
     params = rule["params"]
     window = {"range": {params["timeField"]: {"gte": f"now-{params['timeWindowSize']}{params['timeWindowUnit']}"}}}
     comparators = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
@@ -213,8 +333,9 @@ def _rule_fires(client: Elasticsearch, rule: dict[str, Any]) -> bool:
     if rule["rule_type_id"] == ".es-query":
         query = json.loads(params["esQuery"])["query"]
         count = client.count(index=params["index"], query={"bool": {"filter": [query, window]}})["count"]
-        return compare(float(count), float(params["threshold"][0]))
+        return {ALL_DOCUMENTS} if compare(float(count), float(params["threshold"][0])) else set()
     assert rule["rule_type_id"] == ".index-threshold"
+    assert params["groupBy"] == "top"
     aggregation = {params["aggType"]: {"field": params["aggField"]}}
     response = client.search(
         index=params["index"],
@@ -224,20 +345,28 @@ def _rule_fires(client: Elasticsearch, rule: dict[str, Any]) -> bool:
             "group": {"terms": {"field": params["termField"], "size": params["termSize"]}, "aggs": {"v": aggregation}}
         },
     )
-    values = [b["v"]["value"] for b in response["aggregations"]["group"]["buckets"]]
-    return any(value is not None and compare(float(value), float(params["threshold"][0])) for value in values)
+    return {
+        b["key"]
+        for b in response["aggregations"]["group"]["buckets"]
+        if b["v"]["value"] is not None and compare(float(b["v"]["value"]), float(params["threshold"][0]))
+    }
+
+
+def _rule_fires(client: Elasticsearch, rule: dict[str, Any]) -> bool:
+    return bool(_firing_groups(client, rule))
 
 
 @pytest.mark.elasticsearch
 @pytest.mark.jvm
 def test_rules_fire_on_the_samples_they_are_for(monitored: Elasticsearch) -> None:
     rules = {rule_id: asset.body for (kind, rule_id), asset in ALERTING.items() if kind == "rule"}
-    fired = {rule_id: _rule_fires(monitored, rule) for rule_id, rule in rules.items()}
+    fired = {rule_id: _firing_groups(monitored, rule) for rule_id, rule in rules.items()}
     assert fired == {
-        "queue-monitor-critical": True,
-        "queue-monitor-warn": True,
-        "redis-memory-high": True,
-        "queue-monitor-silent": False,
+        "queue-monitor-critical": {ALL_DOCUMENTS},
+        "queue-monitor-warn": {ALL_DOCUMENTS},
+        "redis-memory-high": {"127.0.0.1:6379/0"},  # 93.5 %; the nodes are not Redis
+        "rabbitmq-memory-high": {"rabbit@mq1"},  # 85 %; rabbit@mq2 at 20 % stays quiet, Redis is no node
+        "queue-monitor-silent": set(),
     }
 
 
@@ -247,9 +376,11 @@ def test_rules_stay_quiet_on_healthy_samples_and_the_silence_rule_sees_a_gap(es:
     assert bootstrap(es, "--skip-kibana").returncode == 0
     client = es.client()
     rules = {rule_id: asset.body for (kind, rule_id), asset in ALERTING.items() if kind == "rule"}
-    index(client, [redis_line("ok", ago=3600), queue("default", "ok", ago=3600)])  # only old samples: a gap
+    old = [redis_line("ok", ago=3600), node_line("ok", ago=3600), queue("default", "ok", ago=3600)]
+    index(client, old)  # only old samples: a gap
     assert {rule_id: _rule_fires(client, rule) for rule_id, rule in rules.items()}["queue-monitor-silent"] is True
-    index(client, [redis_line("ok", memory_used_pct=79.9), queue("default", "ok", depth=1, latency=2.0)])
+    healthy = [redis_line("ok", memory_used_pct=79.9), node_line("ok", memory_used_pct=79.9)]
+    index(client, [*healthy, queue("default", "ok", depth=1, latency=2.0)])
     assert not any(_rule_fires(client, rule) for rule in rules.values())
 
 
