@@ -63,8 +63,8 @@ def env_file() -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs if not key.startswith("#")}
 
 
-def test_every_bind_mount_exists_in_the_repository(project: dict[str, Any]) -> None:
-    for name, service in project["services"].items():
+def test_every_bind_mount_exists_in_the_repository(project: dict[str, Any], celery_project: dict[str, Any]) -> None:
+    for name, service in {**project["services"], **celery_project["services"]}.items():
         for volume in service.get("volumes", []):
             if volume["type"] == "bind":
                 assert Path(volume["source"]).exists(), f"{name}: {volume['source']}"
@@ -246,10 +246,10 @@ def test_redis_asks_for_the_password_the_workers_use(project: dict[str, Any]) ->
     assert password.isalnum(), "it goes into a URL unescaped"
 
 
-CELERY_SERVICES = {"rabbitmq", "celery-worker", "celery-producer"}
+CELERY_SERVICES = {"rabbitmq", "celery-worker", "celery-producer", "rabbitmq-setup", "celery-monitor"}
 
 
-def test_plain_up_is_unchanged_and_the_celery_profile_adds_rabbitmq_a_worker_and_a_producer(
+def test_plain_up_is_unchanged_and_the_celery_profile_adds_rabbitmq_workers_producer_and_monitor(
     project: dict[str, Any], celery_project: dict[str, Any]
 ) -> None:
     plain = set(project["services"])
