@@ -1,9 +1,10 @@
-"""The overhead benchmarks' arithmetic without a worker: the shared verdict."""
+"""The overhead benchmarks' arithmetic without a worker: the shared verdict and the Celery rate window."""
 
 from __future__ import annotations
 
 import pytest
 
+from benchmarks.celery_throughput import counts, rates
 from benchmarks.verdicts import MET, MISSED, WITHIN_NOISE, judge, median_interval
 
 pytestmark = [pytest.mark.unit]
@@ -26,3 +27,12 @@ def test_grouped_values_widen_the_interval_by_the_difference_between_groups() ->
     flat_low, flat_high = median_interval([value for group in groups for value in group])
     assert low < flat_low < flat_high < high
     assert median_interval([1.0, 1.0, 1.0]) == (1.0, 1.0)
+
+
+def test_each_worker_is_counted_over_the_window_both_were_draining() -> None:
+    done = counts(100, 50)
+    assert done == [0, 50, 100] and counts(120, 50) == [0, 50, 100, 120]
+    # The plain worker drains 100 tasks in 1 s; the timed one started 0.1 s later and
+    # drains at half the rate, so both are counted from 0.1 s to 1.0 s only.
+    plain, timed = rates([10.0, 10.5, 11.0], [10.1, 11.1, 12.1], done)
+    assert plain == pytest.approx(100.0) and timed == pytest.approx(50.0)
