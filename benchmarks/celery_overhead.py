@@ -86,13 +86,8 @@ def celery_cost(calls: int) -> tuple[float, float, float]:
         for connected, samples in ((False, plain), (True, timed)):
             _celery_receivers(connected)
             task_id = str(uuid.uuid4())
-            request: dict[str, object] = {
-                "id": task_id,
-                "delivery_info": delivery,
-                "hostname": "celery@bench",
-                "eta": None,
-            }
-            request[stamp.HEADER] = time.time()
+            request: dict[str, object] = {"id": task_id, "delivery_info": delivery, "hostname": "celery@bench"}
+            request.update({"eta": None, stamp.HEADER: time.time()})
             started = clock()
             tracer(task_id, (), {}, request)
             samples.append(clock() - started)
@@ -183,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         implied = cpu = "-"
         if run.plain_cpu is not None and run.timed_cpu is not None:
             # What the in-process cost alone predicts, against the plain worker's CPU time per task.
-            implied = f"{1 - celery_extra / run.plain_cpu:.4f}"
+            implied = "-" if args.plain_vs_plain else f"{1 - celery_extra / run.plain_cpu:.4f}"
             cpu = f"{run.plain_cpu:.0f} {run.timed_cpu - run.plain_cpu:+.0f}"
         word = "(plain vs plain: the method's noise)" if args.plain_vs_plain else verdict.word
         row = f"{run.pool:<10} {run.plain:>8.0f} {run.timed:>8.0f} {verdict.median:>12.4f} {verdict.interval:>14}"
