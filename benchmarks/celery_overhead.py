@@ -11,11 +11,12 @@ Two measurements, in the form of ``benchmarks.job_overhead``:
    process (solo, and prefork with one child), pinned to the same CPU, each draining a
    batch of no-op tasks at the same time, round after round, several fresh pairs of
    processes per pool; each batch timed inside its worker by marker tasks. The ratio
-   timed/plain is taken per round; its median is printed with a 95% bootstrap interval
-   (pairs, then rounds, drawn), the ratio the in-process cost alone predicts, and the
-   CPU time per task of the workers' processes (what timing adds in a real worker, where
-   its code runs colder than in the loop of 2.). ``--plain-vs-plain`` runs a second
-   plain worker in place of the timed one: the method's own noise.
+   timed/plain is taken per round, of the rates and of the tasks per CPU second of each
+   worker's processes (what timing adds in a real worker, where its code runs colder
+   than in the loop of 2.); each median is printed with a 95% bootstrap interval (pairs,
+   then rounds, drawn) and judged, beside the ratio the in-process cost alone predicts.
+   ``--plain-vs-plain`` runs a second plain worker in place of the timed one: the
+   method's own noise.
 2. Added cost per task, in process: Celery's tracer (what a pool process runs for every
    task: ``task_prerun``, the task, ``task_postrun``) on a no-op task, with and without
    the receivers ``install`` connects, calls interleaved one by one; the median per-call
@@ -170,20 +171,25 @@ def main(argv: list[str] | None = None) -> int:
         f"no-op tasks at the same time; {args.pairs} pairs of processes per pool, {args.rounds} rounds each after one"
     )
     print(f"to warm up. Timed lines written by the workers: {lines}   target: median ratio >= {TARGET_RATIO}")
-    header = f"{'pool':<10} {'plain/s':>8} {other + '/s':>8} {'median ratio':>12} {'95% interval':>14}"
-    print(f"{header} {'from cost':>10} {'CPU µs/task':>16}")
+    header = f"{'pool':<10} {'ratio of':<12} {'plain':>8} {other:>8} {'median':>8} {'95% interval':>14}"
+    print(f"{header} {'from cost':>10}")
     for run in runs:
-        verdict = judge(run.ratios, TARGET_RATIO)
-        ok = ok and (args.plain_vs_plain or not verdict.missed)
-        implied = cpu = "-"
-        if run.plain_cpu is not None and run.timed_cpu is not None:
+        cpu = (run.plain_cpu, run.timed_cpu) if run.plain_cpu is not None and run.timed_cpu is not None else None
+        rows = [("tasks/s", run.plain, run.timed, run.ratios)]
+        if cpu is not None:
+            rows.append(("CPU µs/task", cpu[0], cpu[1], run.cpu_ratios))
+        for label, plain, timed, ratios in rows:
+            verdict = judge(ratios, TARGET_RATIO)
+            ok = ok and (args.plain_vs_plain or not verdict.missed)
             # What the in-process cost alone predicts, against the plain worker's CPU time per task.
-            implied = "-" if args.plain_vs_plain else f"{1 - celery_extra / run.plain_cpu:.4f}"
-            cpu = f"{run.plain_cpu:.0f} {run.timed_cpu - run.plain_cpu:+.0f}"
-        word = "(plain vs plain: the method's noise)" if args.plain_vs_plain else verdict.word
-        row = f"{run.pool:<10} {run.plain:>8.0f} {run.timed:>8.0f} {verdict.median:>12.4f} {verdict.interval:>14}"
-        print(f"{row} {implied:>10} {cpu:>16}  {word}")
-    print("(CPU µs/task: the plain worker's processes per task, and what the other's add; /proc)")
+            implied = "-" if cpu is None or args.plain_vs_plain else f"{1 - celery_extra / cpu[0]:.4f}"
+            word = "(plain vs plain: the method's noise)" if args.plain_vs_plain else verdict.word
+            row = (
+                f"{run.pool:<10} {label:<12} {plain:>8.0f} {timed:>8.0f} {verdict.median:>8.4f} {verdict.interval:>14}"
+            )
+            print(f"{row} {implied:>10}  {word}")
+    print("(ratios timed/plain: of the rates on the shared CPU, and of the tasks per CPU second of each worker's")
+    print(" processes; a ratio below 1 is what timing costs)")
     print()
     print("all targets met or within noise" if ok else "a target was missed")
     if args.report_only:

@@ -4,13 +4,17 @@ Per pool (solo, prefork with one child), a plain worker (``CELERY_BENCH_PLAIN=1`
 app module without ``install``) and a timed one, each on its own queue, drain a batch of
 no-op tasks each at the same time, round after round. Both are pinned to the same CPU
 (their pool children inherit it), so the scheduler interleaves them a few milliseconds
-apart and whatever else the machine runs slows both alike: the ratio of their rates is
-the ratio of their costs per task, within a few tenths of a percent (``--plain-vs-plain``
-shows it). Fed one after the other instead, a worker's speed on a shared 2-core machine
-moves by tens of percent from batch to batch with the load on the other core, which no
-batch size or warm-up removes. The price: the two workers share one core's caches, so
-the timed worker's extra code runs colder than it would in a worker alone, and the ratio
-errs on the low side.
+apart and whatever else the machine runs slows both alike: plain against plain
+(``--plain-vs-plain``) agrees within a few tenths of a percent. Fed one after the other
+instead, a worker's speed on a shared 2-core machine moves by tens of percent from batch
+to batch with the load on the other core, which no batch size or warm-up removes.
+
+Two ratios per round: of the rates (tasks per second of each worker on the shared CPU),
+and of the tasks per CPU second (each worker's processes, ``/proc/*/schedstat``). The
+first depends on how the scheduler splits the CPU between the two, which need not be
+evenly; the second does not, and is what a worker bound by its CPU would see. Both err on
+the low side against a worker alone on an idle machine: the two share one core's caches,
+so the timed worker's extra code runs colder.
 
 Each batch is timed inside its worker (``benchmarks.celery_app``): a gate task holds the
 worker while the batch is published behind it and stamps the start when one file
@@ -19,7 +23,7 @@ counted over the window in which both were draining (the first to finish then ha
 CPU to itself, which would flatter the slower one). Each pair of processes runs one round
 to warm up first, left out; several fresh pairs run one after the other, since one
 process can run a few tenths of a percent faster than another for good (its memory
-layout). The CPU time of each worker's processes (``/proc``) is summed over the rounds.
+layout).
 """
 
 from __future__ import annotations
@@ -40,24 +44,26 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class PoolRun(NamedTuple):
-    """One pool: median tasks/s, timed/plain per round (grouped by pair), CPU µs per task (None without /proc)."""
+    """One pool: median tasks/s; per round, grouped by pair, the ratios timed/plain of the rates and of the
+    tasks per CPU second; CPU µs per task of each worker (None without ``/proc``: then no CPU ratios)."""
 
     pool: str
     plain: float
     timed: float
     ratios: list[list[float]]
+    cpu_ratios: list[list[float]]
     plain_cpu: float | None
     timed_cpu: float | None
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """CPU seconds a process and its children used so far (``/proc``, clock ticks); None without ``/proc``."""
+    """CPU seconds a process, its threads and its children ran so far (``/proc/*/schedstat``, in ns); None without."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        threads = Path(f"/proc/{pid}/task").iterdir()
+        used = sum(int((thread / "schedstat").read_text().split()[0]) for thread in threads) / 1e9
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
+    except (OSError, ValueError, IndexError):
         return None
-    used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
     for child in children:
         used += _cpu_seconds(int(child)) or 0.0
     return used
@@ -185,9 +191,9 @@ def throughput(
                     worker.stop()
         flat = [round_ for pair in figures for round_ in pair]
         plain, timed, plain_cpu, timed_cpu = ([round_[column] for round_ in flat] for column in range(4))
-        per_task = [
-            None if math.isnan(sum(cpu)) else sum(cpu) / (len(cpu) * tasks) * 1e6 for cpu in (plain_cpu, timed_cpu)
-        ]
+        known = not math.isnan(sum(plain_cpu) + sum(timed_cpu))
+        per_task = [sum(cpu) / (len(cpu) * tasks) * 1e6 if known else None for cpu in (plain_cpu, timed_cpu)]
         ratios = [[round_[1] / round_[0] for round_ in pair] for pair in figures]
-        runs.append(PoolRun(pool, statistics.median(plain), statistics.median(timed), ratios, *per_task))
+        cpu_ratios = [[round_[2] / round_[3] for round_ in pair] for pair in figures] if known else []
+        runs.append(PoolRun(pool, statistics.median(plain), statistics.median(timed), ratios, cpu_ratios, *per_task))
     return runs
