@@ -1,4 +1,4 @@
-"""The Celery app of ``benchmarks.celery_overhead``: a no-op task and a timestamp marker.
+"""The Celery app of ``benchmarks.celery_overhead``: a no-op task, a gate and a timestamp marker.
 
 ``pipeline.celery.install`` is called unless ``CELERY_BENCH_PLAIN=1``: the plain worker
 of the comparison runs the very same module without it.
@@ -19,6 +19,11 @@ if os.environ.get("CELERY_BENCH_PLAIN") != "1":
     pipeline.celery.install(app)
 
 
+def _stamp(path: str) -> None:
+    with open(path, "a") as out:
+        out.write(f"{time.monotonic()!r}\n")
+
+
 @app.task(name="bench.no_op")
 def no_op() -> None:
     return None
@@ -26,6 +31,18 @@ def no_op() -> None:
 
 @app.task(name="bench.mark")
 def mark(path: str) -> None:
-    """Append the time now to ``path``: the first and last task of a batch time the batch."""
-    with open(path, "a") as out:
-        out.write(f"{time.monotonic()!r}\n")
+    """Append the time now to ``path``: a batch's progress every so many tasks, and its end."""
+    _stamp(path)
+
+
+@app.task(name="bench.gate")
+def gate(go: str, path: str) -> None:
+    """Hold the worker until the file ``go`` exists, then start the batch's time in ``path``.
+
+    The first task of a batch: the tasks behind it are published while the worker waits
+    here, so the publishing is not timed and the worker drains a full queue.
+    """
+    deadline = time.monotonic() + 120  # never held for good: a worker left behind stops on SIGTERM
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    _stamp(path)

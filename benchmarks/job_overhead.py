@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from rq import Queue
 from rq.job import Job
 from rq.worker import SimpleWorker, Worker
 
+from benchmarks.verdicts import judge
 from harness.redis_server import RedisServer
 from pipeline import settings
 from pipeline.job import TimedJob
@@ -171,31 +171,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{'worker type':<15} {'plain/s':>8} {'timed/s':>8} {'median ratio':>12} {'95% interval':>14} {'from cost':>10}"
     )
     for label, plain, timed, ratios in rows:
-        ratio = statistics.median(ratios)
-        low, high = _median_interval(ratios)
+        verdict = judge(ratios, TARGET_RATIO)
+        ok = ok and not verdict.missed
         # What the in-process cost alone predicts for this worker's time per job.
         implied = 1 - cost["TimedJob"] * 1e-6 * plain
-        if ratio >= TARGET_RATIO:
-            verdict = "met"
-        elif high >= TARGET_RATIO:
-            verdict = "within noise"  # the interval includes the target: this run cannot tell
-        else:
-            verdict, ok = "missed", False
-        interval = f"{low:.3f}..{high:.3f}"
-        print(f"{label:<15} {plain:>8.0f} {timed:>8.0f} {ratio:>12.4f} {interval:>14} {implied:>10.4f}  {verdict}")
+        print(
+            f"{label:<15} {plain:>8.0f} {timed:>8.0f} {verdict.median:>12.4f} {verdict.interval:>14} "
+            f"{implied:>10.4f}  {verdict.word}"
+        )
     print()
     print("all targets met or within noise" if ok else "a target was missed")
     if args.report_only:
         print("(--report-only: targets reported, not judged)")
         return 0
     return 0 if ok else 1
-
-
-def _median_interval(values: list[float], rounds: int = 2000) -> tuple[float, float]:
-    """A 95% bootstrap interval for the median: how far noise alone moves it."""
-    rng = random.Random(1)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(rounds))
-    return medians[int(rounds * 0.025)], medians[int(rounds * 0.975) - 1]
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -76,3 +78,64 @@ def test_queue_and_worker_names() -> None:
     assert queue_of({"exchange": "", "routing_key": "high"}) == "high"
     assert queue_of(None) is None
     assert worker_name("celery@web-1", 4711) == "celery@web-1.4711"
+
+
+_ids = itertools.count()
+
+
+def _run_task(monkeypatch: pytest.MonkeyPatch, state: str | None = "SUCCESS", retval: object = None, **request: object):
+    """One execution through the receivers, with a stand-in task; the TaskRuns written."""
+    from pipeline import tasklog
+    from pipeline.celery import execution
+
+    written: list = []
+    monkeypatch.setattr(tasklog, "write_task_line", written.append)
+    fields = {"eta": None, "hostname": "w1@host", "delivery_info": {"exchange": "", "routing_key": "high"}, **request}
+    task = SimpleNamespace(name="proj.add", request=SimpleNamespace(**fields))
+    task_id = f"id-{next(_ids)}"
+    execution.on_prerun(task_id=task_id, task=task, args=(), kwargs={}, signal=None, sender=task)
+    execution.on_postrun(task_id=task_id, task=task, retval=retval, state=state, args=(), kwargs={}, sender=task)
+    execution._unwritten.pop(task_id, None)
+    return written
+
+
+def test_the_receivers_write_the_facts_of_the_execution(monkeypatch: pytest.MonkeyPatch) -> None:
+    from billiard.exceptions import SoftTimeLimitExceeded
+
+    from pipeline.celery.stamp import HEADER
+
+    before = time.time()
+    [run] = _run_task(monkeypatch, **{HEADER: before - 2.0})
+    assert (run.task_name, run.queue, run.status, run.system) == ("proj.add", "high", "finished", "celery")
+    assert str(run.job_id).startswith("id-")
+    assert run.worker == f"w1@host.{os.getpid()}" and 0 <= run.task_time < 1
+    assert 2.0 <= run.wait_time < 2.0 + (time.time() - before)
+    [run] = _run_task(monkeypatch, **{HEADER: int(before) - 2})  # a whole-second stamp counts too
+    assert 2.0 <= run.wait_time < 4.0
+    eta = datetime.fromtimestamp(before - 1.0, UTC).isoformat()  # later than the stamp: the wait runs from it
+    [run] = _run_task(monkeypatch, **{HEADER: before - 2.0, "eta": eta})
+    assert 1.0 <= run.wait_time < 2.0
+    [run] = _run_task(monkeypatch)  # no stamp: no wait time
+    assert run.wait_time is None and run.status == "finished"
+    assert [run.status for run in _run_task(monkeypatch, "RETRY")] == ["retry"]
+    assert [run.status for run in _run_task(monkeypatch, "FAILURE", ValueError())] == ["failed"]
+    assert [run.status for run in _run_task(monkeypatch, "FAILURE", SoftTimeLimitExceeded())] == ["timeout"]
+    assert _run_task(monkeypatch, None) == []  # ended by a hard limit: the failure that follows writes it
+
+
+def test_a_forked_child_names_itself_with_its_own_pid(monkeypatch: pytest.MonkeyPatch) -> None:
+    [run] = _run_task(monkeypatch)  # the parent's name is made and kept first
+    assert run.worker == f"w1@host.{os.getpid()}"
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # a prefork pool process
+        try:
+            [run] = _run_task(monkeypatch)
+            os.write(writing, f"{run.worker} {os.getpid()}".encode())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    worker, pid = os.read(reading, 200).decode().split()
+    os.close(reading)
+    assert worker == f"w1@host.{pid}" and pid != str(os.getpid())

@@ -34,7 +34,7 @@ from pipeline import settings, tasklog
 from pipeline.appender import AppendError
 from pipeline.lines.task import CELERY, FAILED, FINISHED, KILLED, RETRY, TIMEOUT, TaskRun
 
-from .stamp import ready_at
+from .stamp import HEADER, ready_at
 
 # The postrun states written by the process that ran the task; any other state (None) is not.
 _STATES = {"SUCCESS": FINISHED, "FAILURE": FAILED, "RETRY": RETRY, "IGNORED": FINISHED, "REJECTED": FAILED}
@@ -77,50 +77,75 @@ def _write(run: TaskRun) -> None:
 
 # ----------------------------------------------------------------------- the process that runs the task
 
+# These two run around every task: what they look up is looked up once per process or
+# once per task, and the keywords Celery sends are named so no dict is built for them.
+_pid = os.getpid()
+_names: dict[object, str] = {}  # node name -> worker_name(node, pid) for this process
 
-def on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+
+def _forked() -> None:
+    """In a forked child (a prefork pool process): its own pid, and names made with it."""
+    global _pid
+    _pid = os.getpid()
+    _names.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def on_prerun(
+    task_id: str | None = None,
+    task: Any = None,
+    signal: Any = None,
+    sender: Any = None,
+    args: Any = None,
+    kwargs: Any = None,
+    **_: Any,
+) -> None:
     """``task_prerun``: start the clock; note what the line will say of the message (once, here)."""
     wall = time.time()
     start = time.monotonic()
     if task is None:
         return
     request = task.request
-    ready = ready_at(request)
-    _running[task_id or ""] = (
-        start,
-        None if ready is None else wall - ready,
-        queue_of(getattr(request, "delivery_info", None)),
-        _worker_of(getattr(request, "hostname", None)),
-        task.name,
-    )
+    published = getattr(request, HEADER, None)
+    if type(published) is float and getattr(request, "eta", None) is None:  # the common case
+        wait: float | None = wall - published
+    else:
+        ready = ready_at(request)
+        wait = None if ready is None else wall - ready
+    node = getattr(request, "hostname", None)
+    worker = _names.get(node)
+    if worker is None:
+        worker = _names[node] = worker_name(node, _pid)
+    _running[task_id or ""] = (start, wait, queue_of(getattr(request, "delivery_info", None)), worker, task.name)
 
 
-def on_postrun(task_id: str | None = None, retval: Any = None, state: str | None = None, **_: Any) -> None:
+def on_postrun(
+    task_id: str | None = None,
+    retval: Any = None,
+    state: str | None = None,
+    signal: Any = None,
+    sender: Any = None,
+    task: Any = None,
+    args: Any = None,
+    kwargs: Any = None,
+    **_: Any,
+) -> None:
     """``task_postrun``: write the line of the execution that just ended in this process."""
     end = time.monotonic()
     started = _running.pop(task_id or "", None)
-    status = _STATES.get(state)  # type: ignore[arg-type]
     if started is None:
         return
+    status = _STATES.get(state)  # type: ignore[arg-type]
     if status is None:  # ended by a hard time limit or lost: the failure that follows writes it
         _remember(_unwritten, task_id or "", started)
         return
     if status == FAILED and isinstance(retval, SoftTimeLimitExceeded | TimeLimitExceeded):
         status = TIMEOUT
     start, wait, queue, worker, name = started
-    _write(TaskRun(name, end - start, queue, status, wait, task_id, worker, CELERY))
-
-
-_workers: dict[tuple[object, int], str] = {}
-
-
-def _worker_of(node: object) -> str:
-    """``worker_name`` for this process, made once per node name and pid (a forked child has its own)."""
-    key = (node, os.getpid())
-    name = _workers.get(key)
-    if name is None:
-        name = _workers[key] = worker_name(node, key[1])
-    return name
+    if not _disabled:
+        tasklog.write_task_line(TaskRun(name, end - start, queue, status, wait, task_id, worker, CELERY))
 
 
 # ----------------------------------------------------------------------- the worker's main process
