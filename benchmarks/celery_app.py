@@ -1,4 +1,4 @@
-"""The Celery app of ``benchmarks.celery_overhead``: a no-op task, a gate and a timestamp marker.
+"""The Celery app of ``benchmarks.celery_overhead``: a no-op task, a busy one, a gate and a timestamp marker.
 
 ``pipeline.celery.install`` is called unless ``CELERY_BENCH_PLAIN=1``: the plain worker
 of the comparison runs the very same module without it.
@@ -27,6 +27,14 @@ def _stamp(path: str) -> None:
 @app.task(name="bench.no_op")
 def no_op() -> None:
     return None
+
+
+@app.task(name="bench.work")
+def work(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU time: a task with work to do (``--work-ms``)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
 
 
 @app.task(name="bench.mark")

@@ -84,15 +84,20 @@ class _Worker:
             command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
-    def publish(self, go: Path, tasks: int, every: int) -> Path:
-        """Queue a gate on ``go``, then ``tasks`` no-ops with a marker after every ``every``; the marks' file."""
+    def publish(self, go: Path, tasks: int, every: int, work: float = 0.0) -> Path:
+        """Queue a gate on ``go``, then ``tasks`` no-ops (or tasks of ``work`` CPU seconds) with a marker
+        after every ``every``; the marks' file."""
         from benchmarks.celery_app import gate, mark, no_op
+        from benchmarks.celery_app import work as busy
 
         marks = go.with_suffix(f".{self.queue}")
         with no_op.app.producer_or_acquire() as producer:
             gate.apply_async((str(go), str(marks)), queue=self.queue, producer=producer)
             for done in range(1, tasks + 1):
-                no_op.apply_async(queue=self.queue, producer=producer)
+                if work:
+                    busy.apply_async((work,), queue=self.queue, producer=producer)
+                else:
+                    no_op.apply_async(queue=self.queue, producer=producer)
                 if done % every == 0 or done == tasks:
                     mark.apply_async((str(marks),), queue=self.queue, producer=producer)
         return marks
@@ -150,13 +155,15 @@ def _start(broker: str, folder: Path, pool: str, same: bool) -> list[_Worker]:
             os.sched_setaffinity(0, allowed)
 
 
-def _rounds(workers: list[_Worker], folder: Path, tasks: int, every: int, rounds: int) -> list[list[float]]:
+def _rounds(
+    workers: list[_Worker], folder: Path, tasks: int, every: int, rounds: int, work: float
+) -> list[list[float]]:
     """Per round after one to warm up: plain and timed tasks/s, then their CPU seconds (NaN without /proc)."""
     done, figures = counts(tasks, every), []
     for index in range(rounds + 1):
         go = folder / f"{workers[0].queue}-{index}.go"
         order = workers if index % 2 == 0 else workers[::-1]  # who is queued first favours neither
-        files = {worker.queue: worker.publish(go, tasks, every) for worker in order}
+        files = {worker.queue: worker.publish(go, tasks, every, work) for worker in order}
         before = [_cpu_seconds(worker.process.pid) for worker in workers]
         go.touch()
         plain_marks, timed_marks = (worker.marks(files[worker.queue], len(done)) for worker in workers)
@@ -170,9 +177,10 @@ def _rounds(workers: list[_Worker], folder: Path, tasks: int, every: int, rounds
 
 
 def throughput(
-    broker: str, folder: Path, tasks: int, rounds: int, every: int, pairs: int, same: bool = False
+    broker: str, folder: Path, tasks: int, rounds: int, every: int, pairs: int, same: bool = False, work: float = 0.0
 ) -> list[PoolRun]:
-    """Per pool, ``pairs`` fresh pairs of workers one after the other, each ``rounds`` rounds of ``tasks`` no-ops.
+    """Per pool, ``pairs`` fresh pairs of workers one after the other, each ``rounds`` rounds of ``tasks`` no-ops
+    (or, with ``work``, tasks that each spend that many seconds of CPU).
 
     ``same`` makes the timed worker plain too: the ratios then show the method's own noise.
     """
@@ -185,7 +193,7 @@ def throughput(
         for _ in range(pairs):
             workers = _start(broker, folder, pool, same)
             try:
-                figures.append(_rounds(workers, folder, tasks, every, rounds))
+                figures.append(_rounds(workers, folder, tasks, every, rounds, work))
             finally:
                 for worker in workers:
                     worker.stop()

@@ -72,6 +72,36 @@ def test_install_twice_connects_each_receiver_once() -> None:
     assert len(signals.task_postrun.receivers) == before
 
 
+def test_the_request_is_kept_per_task_only_where_a_pool_child_may_end_the_task() -> None:
+    from celery import Celery, concurrency, signals
+
+    import pipeline.celery
+    from pipeline.celery import execution, runs_tasks_in_process
+
+    def keeps_requests() -> bool:
+        return any(receiver is execution.on_received for _, receiver in signals.task_received.receivers)
+
+    # The pool as the worker has it at worker_init: the CLI's class, or a name from the config.
+    in_process = ["solo", "threads", "gevent", "eventlet", *map(concurrency.get_implementation, ("solo", "threads"))]
+    in_process.append(concurrency.get_implementation("gevent"))
+    elsewhere = ["prefork", "processes", concurrency.get_implementation("prefork"), "mine:Pool", None, object]
+    app = Celery("unit", broker="memory://")
+    pipeline.celery.install(app)
+    connected = [receiver for _, receiver in signals.worker_init.receivers]
+    assert pipeline.celery.keep_requests_only_for_pool_children in connected
+    try:
+        for pool in [*in_process, *elsewhere]:
+            pipeline.celery.install(app)
+            assert keeps_requests()
+            # What worker_init calls (sent here, it would also open the task log of this process).
+            pipeline.celery.keep_requests_only_for_pool_children(sender=SimpleNamespace(pool_cls=pool))
+            assert runs_tasks_in_process(pool) is (pool in in_process)
+            assert keeps_requests() is (pool in elsewhere), pool
+            assert any(receiver is execution.on_prerun for _, receiver in signals.task_prerun.receivers)
+    finally:
+        pipeline.celery.install(app)
+
+
 def test_queue_and_worker_names() -> None:
     from pipeline.celery.execution import queue_of, worker_name
 
@@ -121,6 +151,33 @@ def test_the_receivers_write_the_facts_of_the_execution(monkeypatch: pytest.Monk
     assert [run.status for run in _run_task(monkeypatch, "FAILURE", ValueError())] == ["failed"]
     assert [run.status for run in _run_task(monkeypatch, "FAILURE", SoftTimeLimitExceeded())] == ["timeout"]
     assert _run_task(monkeypatch, None) == []  # ended by a hard limit: the failure that follows writes it
+
+
+@pytest.mark.parametrize("signal_first", [True, False], ids=["revoked-then-postrun", "postrun-then-revoked"])
+def test_a_task_terminated_in_the_process_that_runs_it_is_killed_once(
+    monkeypatch: pytest.MonkeyPatch, signal_first: bool
+) -> None:
+    from pipeline import tasklog
+    from pipeline.celery import execution
+
+    written: list = []
+    monkeypatch.setattr(tasklog, "write_task_line", written.append)
+    task = SimpleNamespace(name="proj.sleep", request=SimpleNamespace(eta=None, hostname="w1@host", delivery_info={}))
+    task_id = f"id-{next(_ids)}"
+    execution.on_prerun(task_id=task_id, task=task)
+    time.sleep(0.05)
+
+    def revoked() -> None:
+        execution.on_revoked(sender=None, request=SimpleNamespace(id=task_id), terminated=True)
+
+    def postrun() -> None:  # the task ended by the kill: a postrun without a state
+        execution.on_postrun(task_id=task_id, task=task, retval=None, state=None)
+
+    for step in (revoked, postrun) if signal_first else (postrun, revoked):
+        step()
+    [run] = written
+    assert (run.job_id, run.task_name, run.status) == (task_id, "proj.sleep", "killed")
+    assert 0.05 <= run.task_time < 1.0  # its own clock, from its prerun
 
 
 def test_a_forked_child_names_itself_with_its_own_pid(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,3 +36,14 @@ def test_each_worker_is_counted_over_the_window_both_were_draining() -> None:
     # drains at half the rate, so both are counted from 0.1 s to 1.0 s only.
     plain, timed = rates([10.0, 10.5, 11.0], [10.1, 11.1, 12.1], done)
     assert plain == pytest.approx(100.0) and timed == pytest.approx(50.0)
+
+
+def test_the_task_cpu_the_target_needs_keeps_the_ratio_at_the_target() -> None:
+    from benchmarks.celery_overhead import task_cpu_for
+
+    assert task_cpu_for(50.0) == pytest.approx(4950.0)  # 99 times the extra for 0.99
+    for extra in (10.0, 65.0, 84.0):
+        plain = task_cpu_for(extra)
+        assert plain / (plain + extra) == pytest.approx(0.99)
+        assert (plain - 1) / (plain - 1 + extra) < 0.99  # any lighter task falls short
+    assert task_cpu_for(50.0, 0.95) == pytest.approx(950.0)

@@ -9,7 +9,9 @@ Who writes which line:
   own process). A postrun without a state (the child ended by a hard time limit, Celery
   5.7) writes nothing: the main process writes that one. Under gevent, eventlet and
   threads the failure signal that follows comes in the same process, and writes the line
-  with the facts and the clock of that postrun.
+  with the facts and the clock of that postrun. A task ended there by
+  ``revoke(terminate=True)`` is ``killed``, whichever comes first, its postrun or the
+  revoked signal (gevent ends the task after the signal).
 - The worker's main process writes ``timeout`` (the hard time limit, ``TimeLimitExceeded``)
   and ``killed`` (``WorkerLostError``: SIGKILL, OOM; or ``revoke(terminate=True)`` of a
   running task) for a task it did not run itself, timed from ``Request.time_start``, the
@@ -48,6 +50,9 @@ _written: OrderedDict[str, Any] = OrderedDict()
 # Executions this process ran whose postrun came without a state (gevent, eventlet, threads:
 # the failure signal that follows, in this same process, writes their line with these facts).
 _unwritten: OrderedDict[str, Any] = OrderedDict()
+# Task ids this process is running that ``revoke(terminate=True)`` is ending: gevent kills
+# the task after the revoked signal, and its postrun, without a state, writes ``killed``.
+_terminating: OrderedDict[str, Any] = OrderedDict()
 _disabled = False
 
 
@@ -138,9 +143,13 @@ def on_postrun(
     if started is None:
         return
     status = _STATES.get(state)  # type: ignore[arg-type]
-    if status is None:  # ended by a hard time limit or lost: the failure that follows writes it
-        _remember(_unwritten, task_id or "", started)
-        return
+    if status is None:
+        key = task_id or ""
+        if key not in _terminating:  # ended by a hard time limit or lost: the failure that follows writes it
+            _remember(_unwritten, key, started)
+            return
+        del _terminating[key]  # ended here by revoke(terminate=True), after its signal
+        status = KILLED
     if status == FAILED and isinstance(retval, SoftTimeLimitExceeded | TimeLimitExceeded):
         status = TIMEOUT
     start, wait, queue, worker, name = started
@@ -202,7 +211,11 @@ def on_failure(
 def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False, **_: Any) -> None:
     """``task_revoked``: a running task ended by ``revoke(terminate=True)`` is ``killed``; others ran nothing."""
     task_id = getattr(request, "id", None)
-    if terminated and task_id:
+    if not (terminated and task_id):
+        return
+    if task_id in _running:  # running in this process (gevent): the kill lands after this signal
+        _remember(_terminating, task_id, None)
+    else:
         _write_ended(task_id, KILLED, sender)
 
 

@@ -166,6 +166,31 @@ def test_the_stamp_is_on_the_message_in_the_broker(broker: str, rabbitmq: Rabbit
         assert message.properties["timestamp"] == queue["head_message_timestamp"]
 
 
+def test_a_gevent_task_revoked_with_terminate_is_killed_once(broker: str, tmp_path: Path) -> None:
+    # gevent kills the task's greenlet after Celery's revoked signal; prefork's main process
+    # learns of it from that signal alone (the test above).
+    log = tmp_path / "task-time.log"
+    marker = tmp_path / "running"
+    worker = start_celery_worker(broker, log, pool="gevent", concurrency=2)
+    try:
+        finished = tasks.add.delay(1, 2).id
+        wait_for_lines(log, 1)
+        before = time.time()
+        terminated = tasks.sleep_marked.delay(str(marker), 30).id
+        wait_for_file(marker)
+        time.sleep(0.5)
+        tasks.app.control.revoke(terminated, terminate=True)
+        lines = wait_for_lines(log, 2, settle=2)
+    finally:
+        stop_celery_worker(worker)
+    jobs = by_job(lines)
+    assert len(lines) == 2, (lines, log.with_suffix(".worker.out").read_text(errors="replace")[-3000:])
+    assert [line["status"] for line in jobs[finished]] == ["finished"]
+    [killed] = jobs[terminated]
+    assert killed["status"] == "killed" and 0.5 <= killed["task_time"] < time.time() - before
+    assert str(killed["worker"]).endswith(f".{worker.pid}")  # no child: the worker's own process
+
+
 @pytest.mark.parametrize("pool", ["solo", "threads", "gevent"])
 def test_solo_threads_and_gevent_pools_write_one_line_per_execution(pool: str, broker: str, tmp_path: Path) -> None:
     log = tmp_path / "task-time.log"
