@@ -186,10 +186,13 @@ class Engines:
         return results
 
     def close(self) -> None:
+        """End the helper (its input closed, it exits) and close both pipes."""
         if self.process.poll() is None:
             assert self.process.stdin
             self.process.stdin.close()
             self.process.wait(30)
+        if self.process.stdout:
+            self.process.stdout.close()
 
 
 _running: Engines | None = None
