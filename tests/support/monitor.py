@@ -71,6 +71,29 @@ def read_events(log: Path) -> list[dict[str, Any]]:
     return [parse(text) for text in log.read_text(encoding="utf-8").splitlines()]
 
 
+def fault_changes(events: list[dict[str, Any]]) -> list[str | None]:
+    """The fault at each change of state the events show, from a working start: its ``Error:`` word, or
+    None when sampling works again. The monitor says one stderr line per change, not per attempt."""
+    changes: list[str | None] = []
+    state = None
+    for event in events:
+        fault = event.get("error")
+        if fault != state:
+            changes.append(fault)
+            state = fault
+    return changes
+
+
+def assert_one_stderr_line_per_change(stderr: str, events: list[dict[str, Any]]) -> None:
+    """The monitor's stderr says each change of state of ``events`` once, in order; it ends working again."""
+    lines = stderr.strip().splitlines()
+    changes = fault_changes(events)
+    assert "unreachable" in changes and changes[-1] is None, changes
+    assert len(lines) == len(changes), (stderr, changes)
+    for line, fault in zip(lines, changes, strict=True):
+        assert f"({fault})" in line if fault else line.endswith("can be sampled again"), (line, fault)
+
+
 class QuickExpiryWorker(Worker):
     """RQ's worker with the started-registry margin cut from 60 s to 3 s.
 
