@@ -61,6 +61,13 @@ def read_by_logstash_and_report(lines: list[str], log: Path) -> None:
     assert (document["parsed"], document["unparsed"]) == (len(lines), 0)
 
 
+def terminate_once_running(task_id: str, marker: Path) -> None:
+    """``revoke(terminate=True)`` a ``sleep_marked`` task half a second after it marked itself running."""
+    wait_for_file(marker)
+    time.sleep(0.5)
+    tasks.app.control.revoke(task_id, terminate=True)
+
+
 def test_every_status_is_one_line_with_the_facts_of_its_execution(broker: str, tmp_path: Path) -> None:
     log = tmp_path / "task-time.log"
     marker = tmp_path / "running"
@@ -86,10 +93,7 @@ def test_every_status_is_one_line_with_the_facts_of_its_execution(broker: str, t
     worker = start_celery_worker(broker, log, "-n", "w1@%h", concurrency=3)
     try:
         wait_for_lines(log, 10)
-        terminated = send("terminated", tasks.sleep_marked, str(marker), 30)
-        wait_for_file(marker)
-        time.sleep(0.5)
-        tasks.app.control.revoke(terminated, terminate=True)
+        terminate_once_running(send("terminated", tasks.sleep_marked, str(marker), 30), marker)
         # 12 lines: 10 executions, plus one retry each for the two retried tasks; nothing for the expired one.
         lines = wait_for_lines(log, 12, settle=3)
     finally:
@@ -177,9 +181,7 @@ def test_a_gevent_task_revoked_with_terminate_is_killed_once(broker: str, tmp_pa
         wait_for_lines(log, 1)
         before = time.time()
         terminated = tasks.sleep_marked.delay(str(marker), 30).id
-        wait_for_file(marker)
-        time.sleep(0.5)
-        tasks.app.control.revoke(terminated, terminate=True)
+        terminate_once_running(terminated, marker)
         lines = wait_for_lines(log, 2, settle=2)
     finally:
         stop_celery_worker(worker)
