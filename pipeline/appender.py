@@ -19,12 +19,27 @@ no extra system call.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 
 from .settings import APPEND_SETTLE_SECONDS as _SETTLE_SECONDS
+
+
+@contextmanager
+def signals_held(held: Collection[signal.Signals]) -> Iterator[None]:
+    """The ``held`` signals wait (the kernel keeps them pending) until the block is over; then their handlers run.
+
+    Around a write: a handler that ends the process or raises cannot cut a line short.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class AppendError(Exception):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import mmap
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+
+from .appender import signals_held
 
 IDLE, PERFORMING, LOGGED = 0, 1, 2
 _page: mmap.mmap | None = None
@@ -35,11 +36,6 @@ def mark(state: int) -> None:
 _ALARM = {signal.SIGALRM}
 
 
-@contextmanager
-def alarm_deferred() -> Iterator[None]:
+def alarm_deferred() -> AbstractContextManager[None]:
     """Hold SIGALRM (RQ's job timeouts) back while a line is written; it fires right after."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return signals_held(_ALARM)

@@ -9,27 +9,15 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pipeline.appender import Appender
+from pipeline.appender import Appender, signals_held
 from pipeline.lines.clock import LineClock, format_line
 from pipeline.lines.fields import shown_name, shown_text
 
 from .options import PROG
 
 HELD_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-
-
-@contextmanager
-def signals_held() -> Iterator[None]:
-    """SIGTERM and SIGINT wait (the kernel keeps them pending) until the block is over; then their handlers run."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @dataclass
@@ -50,6 +38,6 @@ class Output:
         """Write one sample's lines: all of them in one ``write``, never half (SIGTERM waits); whether they were."""
         if self.appender is None:
             return True
-        with signals_held():
+        with signals_held(HELD_SIGNALS):
             self.written = self.appender.write_lines([format_line(timestamp, text, self.clock) for text in fields])
         return self.written
